@@ -1,0 +1,490 @@
+"""cnnext: the "Convolutional Model: step by step" API, compiled.
+
+The eight functions of the assignment, with its names, signatures, caches and
+hyperparameter dictionaries, on NHWC numpy arrays of shape
+(m, n_H, n_W, n_C). The loops run in private Cython kernels (``_conv``,
+``_pool``) with the GIL released; this module validates arguments, decides the
+dtype, manages caches, and is the only public surface.
+
+dtype rules, for every function: float32 in gives float32 out, float64 gives
+float64, float16 is computed in float32, integer and bool inputs are computed
+in float64, and mixed inputs follow ``np.result_type``. Complex, object,
+string and long-double inputs are refused with a TypeError.
+"""
+from collections.abc import Mapping
+import numbers
+
+import numpy as np
+
+from . import _conv, _pool
+from ._version import __version__
+
+__all__ = [
+    "zero_pad",
+    "conv_single_step",
+    "conv_forward",
+    "conv_backward",
+    "pool_forward",
+    "pool_backward",
+    "create_mask_from_window",
+    "distribute_value",
+    "__version__",
+]
+
+_POOL_MODES = ("max", "average")
+
+
+# --------------------------------------------------------------------------
+# Validation helpers: each error names the argument, what was expected and
+# what came.
+# --------------------------------------------------------------------------
+
+def _as_real_array(x, name):
+    """``np.asarray(x)``, refusing dtypes that have no real arithmetic."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array; could not convert "
+                        f"{type(x).__name__}: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (float, integer or "
+                        f"bool); got dtype {arr.dtype}")
+    return arr
+
+
+def _compute_dtype(*arrays):
+    """The float dtype a computation on ``arrays`` runs and returns in."""
+    dtype = np.result_type(*arrays)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype {dtype} is not supported; use float32 or float64")
+    return dtype
+
+
+def _check_4d(arr, name, axes):
+    if arr.ndim != 4:
+        raise ValueError(f"{name} must be a 4-D array of shape {axes}; got a "
+                         f"{arr.ndim}-D array of shape {arr.shape}")
+
+
+def _int_param(hparameters, key, minimum, keys_wanted, who):
+    """hparameters[key] as a Python int >= minimum."""
+    if not isinstance(hparameters, Mapping):
+        raise TypeError(f"hparameters must be a dict with keys {keys_wanted}; "
+                        f"got {type(hparameters).__name__}")
+    if key not in hparameters:
+        raise ValueError(f"hparameters is missing the key {key!r} needed by "
+                         f"{who} (expected keys {keys_wanted}); got keys "
+                         f"{sorted(map(str, hparameters))}")
+    value = hparameters[key]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"hparameters[{key!r}] must be an integer; got "
+                        f"{type(value).__name__} {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"hparameters[{key!r}] must be >= {minimum}; got {value}")
+    return value
+
+
+def _check_mode(mode):
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be the string 'max' or 'average'; got "
+                        f"{type(mode).__name__} {mode!r}")
+    if mode not in _POOL_MODES:
+        raise ValueError(f"mode must be 'max' or 'average'; got {mode!r}")
+
+
+def _check_cache(cache, length, contents, producer):
+    if not isinstance(cache, (tuple, list)) or len(cache) != length:
+        got = (f"a {type(cache).__name__} of length {len(cache)}"
+               if isinstance(cache, (tuple, list)) else type(cache).__name__)
+        raise ValueError(f"cache must be the {contents} tuple returned by "
+                         f"{producer}; got {got}")
+
+
+def _check_grad_shape(grad, name, expected, producer):
+    if grad.shape != expected:
+        raise ValueError(f"{name} must have the shape of {producer}'s output, "
+                         f"{expected}; got {grad.shape}")
+
+
+def _conv_geometry(A_prev, W, b, hparameters):
+    """Validate a convolution's arguments; return (A, W, b, stride, pad, out_shape)."""
+    A = _as_real_array(A_prev, "A_prev")
+    W = _as_real_array(W, "W")
+    b = _as_real_array(b, "b")
+    _check_4d(A, "A_prev", "(m, n_H_prev, n_W_prev, n_C_prev)")
+    _check_4d(W, "W", "(f, f, n_C_prev, n_C)")
+    f, f_w, C_w, n_C = W.shape
+    if f != f_w or f < 1:
+        raise ValueError(f"W must hold square filters of shape (f, f, n_C_prev, "
+                         f"n_C) with f >= 1; got shape {W.shape}")
+    m, H, Wd, C = A.shape
+    if C_w != C:
+        raise ValueError(f"W has {C_w} input channels (W.shape[2]) but A_prev "
+                         f"has {C} (A_prev.shape[3]); they must match")
+    if b.shape != (1, 1, 1, n_C):
+        raise ValueError(f"b must have shape (1, 1, 1, n_C) = (1, 1, 1, {n_C}) "
+                         f"to match W's {n_C} filters; got shape {b.shape}")
+    keys = "'stride' and 'pad'"
+    stride = _int_param(hparameters, "stride", 1, keys, "conv_forward")
+    pad = _int_param(hparameters, "pad", 0, keys, "conv_forward")
+    if f > H + 2 * pad or f > Wd + 2 * pad:
+        raise ValueError(f"the filter (f={f}) is larger than the padded input: "
+                         f"n_H_prev + 2*pad = {H + 2 * pad}, n_W_prev + 2*pad = "
+                         f"{Wd + 2 * pad}")
+    n_H = (H - f + 2 * pad) // stride + 1
+    n_W = (Wd - f + 2 * pad) // stride + 1
+    return A, W, b, stride, pad, (m, n_H, n_W, n_C)
+
+
+def _pool_geometry(A_prev, hparameters):
+    """Validate a pooling's arguments; return (A, f, stride, out_shape)."""
+    A = _as_real_array(A_prev, "A_prev")
+    _check_4d(A, "A_prev", "(m, n_H_prev, n_W_prev, n_C_prev)")
+    keys = "'f' and 'stride'"
+    f = _int_param(hparameters, "f", 1, keys, "pool_forward")
+    stride = _int_param(hparameters, "stride", 1, keys, "pool_forward")
+    m, H, Wd, C = A.shape
+    if f > H or f > Wd:
+        raise ValueError(f"the pooling window (f={f}) is larger than the input: "
+                         f"n_H_prev = {H}, n_W_prev = {Wd}")
+    return A, f, stride, (m, (H - f) // stride + 1, (Wd - f) // stride + 1, C)
+
+
+# --------------------------------------------------------------------------
+# The public API
+# --------------------------------------------------------------------------
+
+def zero_pad(X, pad):
+    """Pad every image of X with ``pad`` zeros on height and width.
+
+    Parameters
+    ----------
+    X : array_like, shape (m, n_H, n_W, n_C)
+        A batch of m images. Its dtype is kept (padding computes nothing).
+    pad : int
+        Amount of zero padding around each image, >= 0.
+
+    Returns
+    -------
+    X_pad : ndarray, shape (m, n_H + 2*pad, n_W + 2*pad, n_C)
+
+    Raises
+    ------
+    ValueError
+        If X is not 4-D or pad is negative.
+    TypeError
+        If pad is not an integer or X is not real-valued.
+
+    Examples
+    --------
+    >>> import numpy as np, cnnext
+    >>> cnnext.zero_pad(np.ones((1, 2, 2, 1)), 1)[0, :, :, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 1., 0.],
+           [0., 1., 1., 0.],
+           [0., 0., 0., 0.]])
+    """
+    X = _as_real_array(X, "X")
+    _check_4d(X, "X", "(m, n_H, n_W, n_C)")
+    if isinstance(pad, (bool, np.bool_)) or not isinstance(pad, numbers.Integral):
+        raise TypeError(f"pad must be an integer; got {type(pad).__name__} {pad!r}")
+    pad = int(pad)
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0; got {pad}")
+    m, H, Wd, C = X.shape
+    X_pad = np.zeros((m, H + 2 * pad, Wd + 2 * pad, C), dtype=X.dtype)
+    X_pad[:, pad:pad + H, pad:pad + Wd, :] = X
+    return X_pad
+
+
+def conv_single_step(a_slice_prev, W, b):
+    """Apply one filter W and bias b to one window: ``sum(a_slice_prev * W) + b``.
+
+    Parameters
+    ----------
+    a_slice_prev : array_like, shape (f, f, n_C_prev)
+    W : array_like, shape (f, f, n_C_prev)
+    b : number or array_like with one element, e.g. shape (1, 1, 1)
+
+    Returns
+    -------
+    Z : numpy floating scalar (float32 or float64, by the dtype rules)
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, are not 3-D, or b has more than one element.
+
+    Examples
+    --------
+    >>> import numpy as np, cnnext
+    >>> float(cnnext.conv_single_step(np.ones((2, 2, 1)), np.ones((2, 2, 1)), 0.5))
+    4.5
+    """
+    a = _as_real_array(a_slice_prev, "a_slice_prev")
+    W = _as_real_array(W, "W")
+    b = _as_real_array(b, "b")
+    if a.ndim != 3:
+        raise ValueError(f"a_slice_prev must be a 3-D array of shape (f, f, "
+                         f"n_C_prev); got a {a.ndim}-D array of shape {a.shape}")
+    if W.shape != a.shape:
+        raise ValueError(f"W must have the shape of a_slice_prev, {a.shape}; "
+                         f"got {W.shape}")
+    if b.size != 1:
+        raise ValueError(f"b must be a single number (shape (1, 1, 1), () or a "
+                         f"scalar); got shape {b.shape}")
+    dtype = _compute_dtype(a, W, b)
+    a = a.astype(dtype, copy=False).ravel()
+    W = W.astype(dtype, copy=False).ravel()
+    return dtype.type(np.dot(a, W) + b.astype(dtype).reshape(()))
+
+
+def conv_forward(A_prev, W, b, hparameters):
+    """Forward pass of a convolution layer.
+
+    ``Z[i, h, w, c] = sum(A_pad[i, h*s:h*s+f, w*s:w*s+f, :] * W[..., c]) + b[..., c]``
+    where A_pad is A_prev zero-padded by ``pad`` and s is the stride.
+
+    Parameters
+    ----------
+    A_prev : array_like, shape (m, n_H_prev, n_W_prev, n_C_prev)
+    W : array_like, shape (f, f, n_C_prev, n_C)
+    b : array_like, shape (1, 1, 1, n_C)
+    hparameters : dict
+        ``{"stride": int >= 1, "pad": int >= 0}``.
+
+    Returns
+    -------
+    Z : ndarray, shape (m, n_H, n_W, n_C)
+        ``n_H = (n_H_prev - f + 2*pad) // stride + 1``, likewise n_W.
+    cache : tuple
+        ``(A_prev, W, b, hparameters)``, for :func:`conv_backward`.
+
+    Raises
+    ------
+    ValueError
+        On mismatched shapes or channels, stride < 1, pad < 0, a filter larger
+        than the padded input, or missing hyperparameters.
+    TypeError
+        On non-integer hyperparameters or unsupported dtypes.
+
+    Examples
+    --------
+    >>> import numpy as np, cnnext
+    >>> A = np.ones((1, 3, 3, 1)); W = np.ones((2, 2, 1, 1)); b = np.zeros((1, 1, 1, 1))
+    >>> Z, cache = cnnext.conv_forward(A, W, b, {"stride": 1, "pad": 0})
+    >>> Z[0, :, :, 0]
+    array([[4., 4.],
+           [4., 4.]])
+    """
+    A, W, b, stride, pad, out_shape = _conv_geometry(A_prev, W, b, hparameters)
+    dtype = _compute_dtype(A, W, b)
+    f, _, C, n_C = W.shape
+    Z = np.empty(out_shape, dtype=dtype)
+    _conv.conv_forward(np.ascontiguousarray(A, dtype=dtype),
+                       np.ascontiguousarray(W, dtype=dtype).reshape(f * f * C, n_C),
+                       b.astype(dtype, copy=False), Z, f, stride, pad)
+    return Z, (A_prev, W, b, hparameters)
+
+
+def conv_backward(dZ, cache):
+    """Backward pass of a convolution layer.
+
+    Parameters
+    ----------
+    dZ : array_like, shape (m, n_H, n_W, n_C)
+        Gradient of the cost with respect to conv_forward's output Z.
+    cache : tuple
+        ``(A_prev, W, b, hparameters)`` as returned by :func:`conv_forward`.
+
+    Returns
+    -------
+    dA_prev : ndarray, shape of A_prev
+    dW : ndarray, shape of W
+    db : ndarray, shape of b, (1, 1, 1, n_C)
+
+    Raises
+    ------
+    ValueError
+        On a malformed cache or a dZ whose shape is not that of Z.
+
+    Examples
+    --------
+    >>> import numpy as np, cnnext
+    >>> A = np.ones((1, 3, 3, 1)); W = np.ones((2, 2, 1, 1)); b = np.zeros((1, 1, 1, 1))
+    >>> Z, cache = cnnext.conv_forward(A, W, b, {"stride": 1, "pad": 0})
+    >>> dA, dW, db = cnnext.conv_backward(np.ones_like(Z), cache)
+    >>> dA[0, :, :, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    _check_cache(cache, 4, "(A_prev, W, b, hparameters)", "conv_forward")
+    A, W, b, stride, pad, out_shape = _conv_geometry(*cache)
+    dZ = _as_real_array(dZ, "dZ")
+    _check_grad_shape(dZ, "dZ", out_shape, "conv_forward")
+    dtype = _compute_dtype(A, W, b, dZ)
+    f, _, C, n_C = W.shape
+    dZ = np.ascontiguousarray(dZ, dtype=dtype)
+    dA_prev = np.zeros(A.shape, dtype=dtype)
+    dW = np.zeros((f * f * C, n_C), dtype=dtype)
+    _conv.conv_backward(np.ascontiguousarray(A, dtype=dtype),
+                        np.ascontiguousarray(W, dtype=dtype).reshape(f * f * C, n_C),
+                        dZ, dA_prev, dW, f, stride, pad)
+    db = dZ.sum(axis=(0, 1, 2)).reshape(b.shape)
+    return dA_prev, dW.reshape(W.shape), db
+
+
+def pool_forward(A_prev, hparameters, mode="max"):
+    """Forward pass of a max or average pooling layer (no padding).
+
+    Parameters
+    ----------
+    A_prev : array_like, shape (m, n_H_prev, n_W_prev, n_C)
+    hparameters : dict
+        ``{"f": int >= 1, "stride": int >= 1}``.
+    mode : {"max", "average"}
+
+    Returns
+    -------
+    A : ndarray, shape (m, n_H, n_W, n_C)
+        ``n_H = (n_H_prev - f) // stride + 1``, likewise n_W. Max pooling
+        propagates NaN like ``np.max``.
+    cache : tuple
+        ``(A_prev, hparameters)``, for :func:`pool_backward`.
+
+    Raises
+    ------
+    ValueError
+        On a window larger than the input, f or stride < 1, an unknown mode
+        or missing hyperparameters.
+    TypeError
+        On non-integer hyperparameters or unsupported dtypes.
+
+    Examples
+    --------
+    >>> import numpy as np, cnnext
+    >>> A = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> cnnext.pool_forward(A, {"f": 2, "stride": 2})[0][0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+    A, f, stride, out_shape = _pool_geometry(A_prev, hparameters)
+    _check_mode(mode)
+    dtype = _compute_dtype(A)
+    out = np.empty(out_shape, dtype=dtype)
+    _pool.pool_forward(np.ascontiguousarray(A, dtype=dtype), out, f, stride,
+                       mode == "max")
+    return out, (A_prev, hparameters)
+
+
+def pool_backward(dA, cache, mode="max"):
+    """Backward pass of a pooling layer.
+
+    In max mode the gradient of each window goes to **every** entry equal to
+    the window's max (the assignment's ``x == np.max(x)`` mask), so ties
+    each receive the full gradient. In average mode it is spread evenly.
+
+    Parameters
+    ----------
+    dA : array_like, shape (m, n_H, n_W, n_C)
+        Gradient of the cost with respect to pool_forward's output.
+    cache : tuple
+        ``(A_prev, hparameters)`` as returned by :func:`pool_forward`.
+    mode : {"max", "average"}
+
+    Returns
+    -------
+    dA_prev : ndarray, shape of A_prev
+
+    Raises
+    ------
+    ValueError
+        On a malformed cache, an unknown mode or a dA whose shape is not
+        that of pool_forward's output.
+
+    Examples
+    --------
+    >>> import numpy as np, cnnext
+    >>> A = np.array([[1.0, 3.0], [4.0, 2.0]]).reshape(1, 2, 2, 1)
+    >>> out, cache = cnnext.pool_forward(A, {"f": 2, "stride": 1})
+    >>> cnnext.pool_backward(np.ones_like(out), cache)[0, :, :, 0]
+    array([[0., 0.],
+           [1., 0.]])
+    """
+    _check_cache(cache, 2, "(A_prev, hparameters)", "pool_forward")
+    A, f, stride, out_shape = _pool_geometry(*cache)
+    _check_mode(mode)
+    dA = _as_real_array(dA, "dA")
+    _check_grad_shape(dA, "dA", out_shape, "pool_forward")
+    dtype = _compute_dtype(A, dA)
+    dA_prev = np.zeros(A.shape, dtype=dtype)
+    window_max = np.empty(A.shape[3], dtype=dtype)
+    _pool.pool_backward(np.ascontiguousarray(A, dtype=dtype),
+                        np.ascontiguousarray(dA, dtype=dtype),
+                        dA_prev, window_max, f, stride, mode == "max")
+    return dA_prev
+
+
+def create_mask_from_window(x):
+    """Boolean mask of the entries of x equal to its maximum (ties all True).
+
+    Parameters
+    ----------
+    x : array_like, non-empty, e.g. shape (f, f)
+
+    Returns
+    -------
+    mask : ndarray of bool, shape of x
+        All False when x holds a NaN (NaN equals nothing).
+
+    Examples
+    --------
+    >>> import numpy as np, cnnext
+    >>> cnnext.create_mask_from_window(np.array([[1, 3], [4, 2]]))
+    array([[False, False],
+           [ True, False]])
+    """
+    x = _as_real_array(x, "x")
+    if x.size == 0:
+        raise ValueError(f"x must not be empty; got shape {x.shape}")
+    return x == np.max(x)
+
+
+def distribute_value(dz, shape):
+    """An array of ``shape`` filled with ``dz / (n_H * n_W)``.
+
+    Parameters
+    ----------
+    dz : real number (or a one-element array)
+    shape : tuple of two ints (n_H, n_W), each >= 1
+
+    Returns
+    -------
+    a : ndarray of ``shape``, float64 (float32 if dz is float32)
+
+    Examples
+    --------
+    >>> import cnnext
+    >>> cnnext.distribute_value(2, (2, 2))
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
+    """
+    dz = _as_real_array(dz, "dz")
+    if dz.size != 1:
+        raise ValueError(f"dz must be a single number; got shape {dz.shape}")
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
+            or not all(isinstance(n, numbers.Integral)
+                       and not isinstance(n, (bool, np.bool_)) for n in shape)):
+        raise TypeError(f"shape must be a tuple of two integers (n_H, n_W); got {shape!r}")
+    n_H, n_W = (int(n) for n in shape)
+    if n_H < 1 or n_W < 1:
+        raise ValueError(f"shape must have n_H >= 1 and n_W >= 1; got {shape!r}")
+    dtype = _compute_dtype(dz)
+    average = dz.astype(dtype).reshape(()) / dtype.type(n_H * n_W)
+    return np.full((n_H, n_W), average, dtype=dtype)

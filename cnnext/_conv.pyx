@@ -1,0 +1,140 @@
+"""Convolution kernels: im2row / row2im around one GEMM per chunk of rows.
+
+Private: every argument was validated by ``cnnext/__init__.py``. Arrays are
+C-contiguous NHWC of one floating dtype; ``W2`` is the filter bank seen as a
+(f*f*n_C_prev, n_C) matrix, whose row order (di, dj, c) is the order in which
+``im2row`` lays out a window.
+
+One row of the im2row matrix holds the f*f*n_C_prev inputs that one output
+pixel sees; the convolution of a chunk of rows is then ``rows @ W2`` and runs
+at BLAS speed. Chunks bound the scratch memory whatever the batch size.
+"""
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+# Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache
+# between the copy and the GEMM that reads them.
+cdef enum:
+    CHUNK_BYTES = 4 * 1024 * 1024
+
+
+cdef inline void _window_span(Py_ssize_t start, Py_ssize_t f, Py_ssize_t size,
+                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """[lo, hi): the offsets within a window starting at ``start`` that fall
+    inside [0, size); the others read the zero padding."""
+    lo[0] = -start if start < 0 else 0
+    hi[0] = size - start if start + f > size else f
+    if hi[0] < lo[0]:
+        hi[0] = lo[0]
+
+
+cdef void _im2row(const floating[:, :, :, ::1] A, floating[:, ::1] rows,
+                  Py_ssize_t row0, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W) noexcept nogil:
+    """Copy the windows of output pixels row0 .. row0 + len(rows) into rows."""
+    cdef Py_ssize_t H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
+    cdef Py_ssize_t r, q, i, h, w, di, y, x0, lo, hi
+    cdef size_t item = sizeof(floating)
+    cdef floating* dst
+    for r in range(rows.shape[0]):
+        q = row0 + r
+        i = q // (n_H * n_W)
+        h = (q // n_W) % n_H
+        w = q % n_W
+        x0 = w * stride - pad
+        _window_span(x0, f, Wd, &lo, &hi)
+        dst = &rows[r, 0]
+        for di in range(f):
+            y = h * stride - pad + di
+            if y < 0 or y >= H:
+                memset(dst, 0, f * C * item)
+            else:
+                # The window's row di is one contiguous run of A: x, then c.
+                memset(dst, 0, lo * C * item)
+                if hi > lo:
+                    memcpy(dst + lo * C, &A[i, y, x0 + lo, 0], (hi - lo) * C * item)
+                memset(dst + hi * C, 0, (f - hi) * C * item)
+            dst += f * C
+
+
+cdef void _row2im_add(const floating[:, ::1] rows, floating[:, :, :, ::1] A,
+                      Py_ssize_t row0, Py_ssize_t f, Py_ssize_t stride,
+                      Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W) noexcept nogil:
+    """Adjoint of _im2row: add every window of rows back onto A (padding dropped)."""
+    cdef Py_ssize_t H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
+    cdef Py_ssize_t r, q, i, h, w, di, y, x0, lo, hi, k, n
+    cdef const floating* src
+    cdef floating* dst
+    for r in range(rows.shape[0]):
+        q = row0 + r
+        i = q // (n_H * n_W)
+        h = (q // n_W) % n_H
+        w = q % n_W
+        x0 = w * stride - pad
+        _window_span(x0, f, Wd, &lo, &hi)
+        n = (hi - lo) * C
+        for di in range(f):
+            y = h * stride - pad + di
+            if y < 0 or y >= H or n == 0:
+                continue
+            src = &rows[r, (di * f + lo) * C]
+            dst = &A[i, y, x0 + lo, 0]
+            for k in range(n):
+                dst[k] += src[k]
+
+
+def _chunk_rows(Py_ssize_t n_rows, Py_ssize_t row_len, Py_ssize_t itemsize):
+    """How many im2row rows one chunk holds."""
+    cdef Py_ssize_t per_row = max(row_len * itemsize, 1)
+    return max(1, min(n_rows, CHUNK_BYTES // per_row))
+
+
+def conv_forward(const floating[:, :, :, ::1] A, W2, b, Z,
+                 Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
+    """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C)."""
+    cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2]
+    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
+    cdef Py_ssize_t total = Z.shape[0] * n_H * n_W
+    cdef Py_ssize_t chunk = _chunk_rows(total, K, Z.itemsize)
+    cdef Py_ssize_t row0, n
+    Z2 = Z.reshape(total, n_C)
+    scratch = np.empty((chunk, K), dtype=Z.dtype)
+    cdef floating[:, ::1] rows
+    for row0 in range(0, total, chunk):
+        n = min(chunk, total - row0)
+        rows = scratch[:n]
+        with nogil:
+            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
+        # numpy's matmul releases the GIL inside BLAS.
+        np.matmul(scratch[:n], W2, out=Z2[row0:row0 + n])
+    np.add(Z2, b.reshape(n_C), out=Z2)
+
+
+def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
+                  Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
+    """Accumulate dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2]
+    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
+    cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
+    cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
+    cdef Py_ssize_t row0, n
+    cdef floating[:, :, :, ::1] dA_view = dA
+    dZ2 = dZ.reshape(total, n_C)
+    scratch = np.empty((chunk, K), dtype=dZ.dtype)
+    dW_part = np.empty((K, n_C), dtype=dZ.dtype)
+    W2T = W2.T
+    cdef floating[:, ::1] rows
+    for row0 in range(0, total, chunk):
+        n = min(chunk, total - row0)
+        rows = scratch[:n]
+        dZ_chunk = dZ2[row0:row0 + n]
+        with nogil:
+            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
+        np.matmul(scratch[:n].T, dZ_chunk, out=dW_part)
+        np.add(dW2, dW_part, out=dW2)
+        # The rows are no longer needed: reuse them for the input gradient.
+        np.matmul(dZ_chunk, W2T, out=scratch[:n])
+        with nogil:
+            _row2im_add(rows, dA_view, row0, f, stride, pad, n_H, n_W)
