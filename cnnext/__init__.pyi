@@ -1,0 +1,62 @@
+"""Type stubs for cnnext's public API (see cnnext/__init__.py for the docs).
+
+Arrays go in as anything numpy accepts (``ArrayLike``) and come out as
+ndarrays. The float dtype of an output follows the runtime rules (float32 in,
+float32 out; float64, integer and bool in, float64 out), which the stubs do not
+try to encode: outputs are typed ``NDArray[np.floating[Any]]``.
+"""
+from collections.abc import Mapping
+from typing import Any, Literal, SupportsIndex, TypeVar, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__version__: str
+__all__ = [
+    "zero_pad",
+    "conv_single_step",
+    "conv_forward",
+    "conv_backward",
+    "pool_forward",
+    "pool_backward",
+    "create_mask_from_window",
+    "distribute_value",
+    "__version__",
+]
+
+_ScalarT = TypeVar("_ScalarT", bound=np.generic)
+
+#: ``{"stride": ..., "pad": ...}`` for conv, ``{"f": ..., "stride": ...}`` for pool.
+_HParameters = Mapping[str, SupportsIndex]
+_PoolMode = Literal["max", "average"]
+#: What conv_forward returns as its cache: (A_prev, W, b, hparameters).
+_ConvCache = tuple[ArrayLike, ArrayLike, ArrayLike, _HParameters]
+#: What pool_forward returns as its cache: (A_prev, hparameters).
+_PoolCache = tuple[ArrayLike, _HParameters]
+
+@overload
+def zero_pad(X: NDArray[_ScalarT], pad: SupportsIndex) -> NDArray[_ScalarT]: ...
+@overload
+def zero_pad(X: ArrayLike, pad: SupportsIndex) -> NDArray[Any]: ...
+def conv_single_step(
+    a_slice_prev: ArrayLike, W: ArrayLike, b: ArrayLike
+) -> np.floating[Any]: ...
+def conv_forward(
+    A_prev: ArrayLike, W: ArrayLike, b: ArrayLike, hparameters: _HParameters
+) -> tuple[NDArray[np.floating[Any]], _ConvCache]: ...
+def conv_backward(
+    dZ: ArrayLike, cache: _ConvCache
+) -> tuple[
+    NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.floating[Any]]
+]: ...
+def pool_forward(
+    A_prev: ArrayLike, hparameters: _HParameters, mode: _PoolMode = "max"
+) -> tuple[NDArray[np.floating[Any]], _PoolCache]: ...
+def pool_backward(
+    dA: ArrayLike, cache: _PoolCache, mode: _PoolMode = "max"
+) -> NDArray[np.floating[Any]]: ...
+def create_mask_from_window(x: ArrayLike) -> NDArray[np.bool_]: ...
+def distribute_value(
+    dz: ArrayLike,
+    shape: tuple[SupportsIndex, SupportsIndex] | list[SupportsIndex],
+) -> NDArray[np.floating[Any]]: ...
