@@ -1,0 +1,102 @@
+"""Indexing past 2**31 elements (opt-in: CNNEXT_TEST_LARGE=1, ~11 GiB of RAM).
+
+The kernels index with Py_ssize_t; a 32-bit int anywhere in an offset
+computation would wrap past 2**31 elements and read the wrong data (or crash).
+Each test builds a float32 input of just over 2**31 elements (8 GiB), runs a
+forward pass over all of it and checks the outputs whose inputs lie past
+element 2**31 - and a few at the start - against a numpy reference computed on
+that slice alone. Values are small integers, so float32 results are exact and
+compared exactly.
+
+    CNNEXT_TEST_LARGE=1 pytest tests/test_large.py -v
+
+Backward passes are not covered here: each needs a second 8 GiB array.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import cnnext
+
+NEEDED = 11 * 2**30
+
+pytestmark = pytest.mark.skipif(os.environ.get("CNNEXT_TEST_LARGE") != "1",
+                                reason="opt-in: set CNNEXT_TEST_LARGE=1 (needs ~11 GiB)")
+
+
+@pytest.fixture(autouse=True)
+def enough_memory():
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    available = int(fields["MemAvailable"].split()[0]) * 1024
+    if available < NEEDED:
+        pytest.skip(f"needs {NEEDED / 2**30:.0f} GiB free, {available / 2**30:.1f} GiB available")
+
+
+def pattern(i, ys, xs):
+    """Small integers, different for every image, row and column."""
+    return ((ys[:, None] * 7 + xs[None, :] * 13 + i * 31) % 1009 - 504).astype(np.float32)
+
+
+def big_image():
+    """One image of 32770 x 65536 x 1 = 2**31 + 2**17 elements."""
+    H, Wd = 32770, 65536
+    A = np.empty((1, H, Wd, 1), dtype=np.float32)
+    xs = np.arange(Wd)
+    for y0 in range(0, H, 1024):
+        ys = np.arange(y0, min(y0 + 1024, H))
+        A[0, y0:y0 + len(ys), :, 0] = pattern(0, ys, xs)
+    assert A.size > 2**31
+    return A
+
+
+def ref_pool(A, f, stride, mode):
+    m, H, Wd, C = A.shape
+    n_H, n_W = (H - f) // stride + 1, (Wd - f) // stride + 1
+    windows = np.stack([A[:, di:di + stride * (n_H - 1) + 1:stride,
+                          dj:dj + stride * (n_W - 1) + 1:stride, :].astype(np.float64)
+                        for di in range(f) for dj in range(f)])
+    return windows.max(axis=0) if mode == "max" else windows.mean(axis=0)
+
+
+def ref_conv(A, W, b, stride, pad):
+    A = np.pad(A.astype(np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    f = W.shape[0]
+    n_H = (A.shape[1] - f) // stride + 1
+    n_W = (A.shape[2] - f) // stride + 1
+    Z = np.zeros((A.shape[0], n_H, n_W, W.shape[3])) + b.reshape(-1)
+    for di in range(f):
+        for dj in range(f):
+            Z += A[:, di:di + stride * (n_H - 1) + 1:stride,
+                   dj:dj + stride * (n_W - 1) + 1:stride, :] @ W[di, dj]
+    return Z
+
+
+@pytest.mark.parametrize("mode", ["max", "average"])
+def test_pool_forward_one_image_past_2_31(mode):
+    A = big_image()
+    out, _ = cnnext.pool_forward(A, {"f": 2, "stride": 2}, mode=mode)
+    assert out.shape == (1, 16385, 32768, 1)
+    # The last 4 output rows read input rows 32762..32769: all past 2**31.
+    assert 32762 * 65536 > 2**31
+    np.testing.assert_array_equal(out[:, -4:], ref_pool(A[:, -8:], 2, 2, mode))
+    np.testing.assert_array_equal(out[:, :4], ref_pool(A[:, :8], 2, 2, mode))
+
+
+def test_conv_forward_batch_past_2_31():
+    m, H, Wd = 2049, 1024, 1024          # 2049 * 2**20 = 2**31 + 2**20 elements
+    A = np.empty((m, H, Wd, 1), dtype=np.float32)
+    ys, xs = np.arange(H), np.arange(Wd)
+    for i in range(m):
+        A[i, :, :, 0] = pattern(i, ys, xs)
+    assert A.size > 2**31
+    rng = np.random.default_rng(0)
+    W = rng.integers(-3, 4, size=(3, 3, 1, 1)).astype(np.float32)
+    b = np.full((1, 1, 1, 1), 0.5, dtype=np.float32)
+    hparameters = {"stride": 2, "pad": 1}
+    Z, _ = cnnext.conv_forward(A, W, b, hparameters)
+    assert Z.shape == (m, 512, 512, 1)
+    # Image 2048 starts at element 2**31; 2047 ends just before it.
+    np.testing.assert_array_equal(Z[-2:], ref_conv(A[-2:], W, b, 2, 1))
+    np.testing.assert_array_equal(Z[:1], ref_conv(A[:1], W, b, 2, 1))
