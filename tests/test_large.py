@@ -34,19 +34,24 @@ def enough_memory():
         pytest.skip(f"needs {NEEDED / 2**30:.0f} GiB free, {available / 2**30:.1f} GiB available")
 
 
-def pattern(i, ys, xs):
-    """Small integers, different for every image, row and column."""
-    return ((ys[:, None] * 7 + xs[None, :] * 13 + i * 31) % 1009 - 504).astype(np.float32)
+def fill_pattern(out, i, y0):
+    """out[y, x] = (7 (y0 + y) + 13 x + 31 i) % 1009 - 504: small integers,
+    different for every image, row and column; written in place, in float32
+    (exact for these values), so filling 8 GiB needs no temporaries."""
+    H, Wd = out.shape
+    rows = ((np.arange(y0, y0 + H) * 7 + i * 31) % 1009).astype(np.float32)
+    cols = ((np.arange(Wd) * 13) % 1009).astype(np.float32)
+    np.add(rows[:, None], cols[None, :], out=out)
+    np.subtract(out, 1009, out=out, where=out >= 1009)
+    np.subtract(out, 504, out=out)
 
 
 def big_image():
     """One image of 32770 x 65536 x 1 = 2**31 + 2**17 elements."""
     H, Wd = 32770, 65536
     A = np.empty((1, H, Wd, 1), dtype=np.float32)
-    xs = np.arange(Wd)
     for y0 in range(0, H, 1024):
-        ys = np.arange(y0, min(y0 + 1024, H))
-        A[0, y0:y0 + len(ys), :, 0] = pattern(0, ys, xs)
+        fill_pattern(A[0, y0:y0 + 1024, :, 0], 0, y0)
     assert A.size > 2**31
     return A
 
@@ -77,26 +82,33 @@ def ref_conv(A, W, b, stride, pad):
 def test_pool_forward_one_image_past_2_31(mode):
     A = big_image()
     out, _ = cnnext.pool_forward(A, {"f": 2, "stride": 2}, mode=mode)
-    assert out.shape == (1, 16385, 32768, 1)
-    # The last 4 output rows read input rows 32762..32769: all past 2**31.
-    assert 32762 * 65536 > 2**31
-    np.testing.assert_array_equal(out[:, -4:], ref_pool(A[:, -8:], 2, 2, mode))
-    np.testing.assert_array_equal(out[:, :4], ref_pool(A[:, :8], 2, 2, mode))
+    shape = out.shape
+    # Input row 32768 starts at element 32768 * 65536 = 2**31: the last output
+    # row reads only rows past it, the three before it lead up to it.
+    got = out[:, -4:].copy(), out[:, :4].copy()
+    want = ref_pool(A[:, -8:], 2, 2, mode), ref_pool(A[:, :8], 2, 2, mode)
+    del A, out  # a failure report must not hold on to 10 GiB
+    assert shape == (1, 16385, 32768, 1)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
 
 
 def test_conv_forward_batch_past_2_31():
     m, H, Wd = 2049, 1024, 1024          # 2049 * 2**20 = 2**31 + 2**20 elements
     A = np.empty((m, H, Wd, 1), dtype=np.float32)
-    ys, xs = np.arange(H), np.arange(Wd)
     for i in range(m):
-        A[i, :, :, 0] = pattern(i, ys, xs)
+        fill_pattern(A[i, :, :, 0], i, 0)
     assert A.size > 2**31
     rng = np.random.default_rng(0)
     W = rng.integers(-3, 4, size=(3, 3, 1, 1)).astype(np.float32)
     b = np.full((1, 1, 1, 1), 0.5, dtype=np.float32)
     hparameters = {"stride": 2, "pad": 1}
     Z, _ = cnnext.conv_forward(A, W, b, hparameters)
-    assert Z.shape == (m, 512, 512, 1)
+    shape = Z.shape
     # Image 2048 starts at element 2**31; 2047 ends just before it.
-    np.testing.assert_array_equal(Z[-2:], ref_conv(A[-2:], W, b, 2, 1))
-    np.testing.assert_array_equal(Z[:1], ref_conv(A[:1], W, b, 2, 1))
+    got = Z[-2:].copy(), Z[:1].copy()
+    want = ref_conv(A[-2:], W, b, 2, 1), ref_conv(A[:1], W, b, 2, 1)
+    del A, Z  # a failure report must not hold on to 10 GiB
+    assert shape == (m, 512, 512, 1)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])

@@ -1,0 +1,60 @@
+"""Exercise every cnnext kernel once per variant, for scripts/memcheck.sh.
+
+Small arrays (valgrind runs this ~50x slower than native): conv forward and
+backward over filter sizes 1-3, every pad from 0 to f+2, strides 1-3, odd
+sizes, float32 and float64, a multi-chunk im2row case and empty batches and
+channels; pool forward and backward, max and average, with leftover edges;
+and the four small functions. Prints the number of calls made.
+"""
+import itertools
+
+import numpy as np
+
+import cnnext
+
+rng = np.random.default_rng(0)
+calls = 0
+
+
+def conv_case(shape, f, n_C, stride, pad, dtype):
+    global calls
+    A = rng.standard_normal(shape).astype(dtype)
+    W = rng.standard_normal((f, f, shape[3], n_C)).astype(dtype)
+    b = rng.standard_normal((1, 1, 1, n_C)).astype(dtype)
+    Z, cache = cnnext.conv_forward(A, W, b, {"stride": stride, "pad": pad})
+    dA, dW, db = cnnext.conv_backward(np.ones_like(Z), cache)
+    assert dA.shape == A.shape and dW.shape == W.shape and np.isfinite(Z).all()
+    calls += 2
+
+
+def pool_case(shape, f, stride, mode, dtype, ties=False):
+    global calls
+    A = np.ones(shape, dtype) if ties else rng.standard_normal(shape).astype(dtype)
+    out, cache = cnnext.pool_forward(A, {"f": f, "stride": stride}, mode)
+    dA_prev = cnnext.pool_backward(np.ones_like(out), cache, mode)
+    assert dA_prev.shape == A.shape and np.isfinite(out).all()
+    calls += 2
+
+
+for dtype in (np.float32, np.float64):
+    for f, stride in itertools.product((1, 2, 3), (1, 2, 3)):
+        for pad in range(f + 3):
+            conv_case((2, 5, 4, 3), f, 2, stride, pad, dtype)
+        for mode in ("max", "average"):
+            pool_case((2, 7, 6, 3), f, stride, mode, dtype)
+    conv_case((2, 32, 32, 64), 3, 4, 1, 1, dtype)       # im2row in several chunks
+    conv_case((0, 5, 5, 3), 3, 2, 1, 1, dtype)          # empty batch
+    conv_case((1, 5, 5, 0), 3, 2, 1, 1, dtype)          # no input channels
+    conv_case((1, 5, 5, 3), 3, 0, 1, 1, dtype)          # no filters
+    pool_case((1, 4, 4, 0), 2, 2, "max", dtype)         # no channels
+    pool_case((0, 4, 4, 2), 2, 2, "average", dtype)     # empty batch
+    # Ties in max pooling: every tied entry gets the gradient.
+    pool_case((1, 5, 5, 2), 2, 2, "max", dtype, ties=True)
+
+x = rng.standard_normal((1, 4, 4, 3))
+cnnext.zero_pad(x, 2)
+cnnext.conv_single_step(x[0, :3, :3], x[0, :3, :3], 0.5)
+cnnext.create_mask_from_window(x[0, :, :, 0])
+cnnext.distribute_value(2.0, (2, 3))
+calls += 4
+print(f"memcheck_kernels: {calls} calls done")
