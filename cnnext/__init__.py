@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 
 from . import _conv, _pool
+from ._parallel import for_batch_slices, get_num_threads, set_num_threads
 from ._version import __version__
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "pool_backward",
     "create_mask_from_window",
     "distribute_value",
+    "get_num_threads",
+    "set_num_threads",
     "__version__",
 ]
 
@@ -377,9 +380,12 @@ def pool_forward(A_prev, hparameters, mode="max"):
     A, f, stride, out_shape = _pool_geometry(A_prev, hparameters)
     _check_mode(mode)
     dtype = _compute_dtype(A)
+    A_c = np.ascontiguousarray(A, dtype=dtype)
     out = np.empty(out_shape, dtype=dtype)
-    _pool.pool_forward(np.ascontiguousarray(A, dtype=dtype), out, f, stride,
-                       mode == "max")
+    is_max = mode == "max"
+    for_batch_slices(lambda i0, i1: _pool.pool_forward(A_c[i0:i1], out[i0:i1], f,
+                                                       stride, is_max),
+                     out.shape[0], A_c.size)
     return out, (A_prev, hparameters)
 
 
@@ -423,11 +429,14 @@ def pool_backward(dA, cache, mode="max"):
     dA = _as_real_array(dA, "dA")
     _check_grad_shape(dA, "dA", out_shape, "pool_forward")
     dtype = _compute_dtype(A, dA)
+    A_c = np.ascontiguousarray(A, dtype=dtype)
+    dA_c = np.ascontiguousarray(dA, dtype=dtype)
     dA_prev = np.zeros(A.shape, dtype=dtype)
-    window_max = np.empty(A.shape[3], dtype=dtype)
-    _pool.pool_backward(np.ascontiguousarray(A, dtype=dtype),
-                        np.ascontiguousarray(dA, dtype=dtype),
-                        dA_prev, window_max, f, stride, mode == "max")
+    is_max = mode == "max"
+    for_batch_slices(lambda i0, i1: _pool.pool_backward(A_c[i0:i1], dA_c[i0:i1],
+                                                        dA_prev[i0:i1], f, stride,
+                                                        is_max),
+                     A_c.shape[0], A_c.size)
     return dA_prev
 
 

@@ -14,6 +14,25 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from ._parallel import for_batch_slices
+
+cdef extern from "_conv_direct.h" nogil:
+    enum:
+        CNX_VL_f
+        CNX_VL_d
+    void cnx_conv_direct_row_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
+                               const float* w, const float* bias, Py_ssize_t f,
+                               Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
+                               Py_ssize_t y0, Py_ssize_t n_W, float* z)
+    void cnx_conv_direct_row_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
+                               const double* w, const double* bias, Py_ssize_t f,
+                               Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
+                               Py_ssize_t y0, Py_ssize_t n_W, double* z)
+
+# Up to this many input channels the direct kernel beats im2row + GEMM: the
+# im2row rows (f*f*n_C_prev long) are too short for BLAS to run well.
+DIRECT_MAX_CHANNELS = 4
+
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache
 # between the copy and the GEMM that reads them.
 cdef enum:
@@ -24,10 +43,9 @@ cdef inline void _window_span(Py_ssize_t start, Py_ssize_t f, Py_ssize_t size,
                               Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     """[lo, hi): the offsets within a window starting at ``start`` that fall
     inside [0, size); the others read the zero padding."""
-    lo[0] = -start if start < 0 else 0
-    hi[0] = size - start if start + f > size else f
-    if hi[0] < lo[0]:
-        hi[0] = lo[0]
+    # Both clamped to [0, f]: with pad >= f a window can lie wholly in the padding.
+    lo[0] = min(max(-start, 0), f)
+    hi[0] = min(max(size - start, lo[0]), f)
 
 
 cdef void _im2row(const floating[:, :, :, ::1] A, floating[:, ::1] rows,
@@ -91,9 +109,46 @@ def _chunk_rows(Py_ssize_t n_rows, Py_ssize_t row_len, Py_ssize_t itemsize):
     return max(1, min(n_rows, CHUNK_BYTES // per_row))
 
 
+def _conv_forward_direct(const floating[:, :, :, ::1] A_pad,
+                         const floating[:, ::1] W_pad, const floating[::1] bias_pad,
+                         floating[:, :, :, ::1] Z, Py_ssize_t f, Py_ssize_t stride):
+    """Z = conv(A_pad, W) + b, reading windows in place (see _conv_direct.h)."""
+    cdef Py_ssize_t i, h, Wp = A_pad.shape[2], C = A_pad.shape[3]
+    cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2], nC = Z.shape[3]
+    cdef Py_ssize_t nC_pad = W_pad.shape[1]
+    with nogil:
+        for i in range(Z.shape[0]):
+            for h in range(n_H):
+                if floating is float:
+                    cnx_conv_direct_row_f(&A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0],
+                                          &bias_pad[0], f, nC, nC_pad, stride,
+                                          h * stride, n_W, &Z[i, h, 0, 0])
+                else:
+                    cnx_conv_direct_row_d(&A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0],
+                                          &bias_pad[0], f, nC, nC_pad, stride,
+                                          h * stride, n_W, &Z[i, h, 0, 0])
+
+
 def conv_forward(const floating[:, :, :, ::1] A, W2, b, Z,
                  Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
     """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C)."""
+    if Z.size == 0:
+        return
+    if 1 <= A.shape[3] <= DIRECT_MAX_CHANNELS:
+        lanes = CNX_VL_f if Z.dtype == np.float32 else CNX_VL_d
+        W_pad = np.zeros((W2.shape[0], -(-W2.shape[1] // lanes) * lanes), dtype=Z.dtype)
+        W_pad[:, :W2.shape[1]] = W2
+        bias_pad = np.zeros(W_pad.shape[1], dtype=Z.dtype)
+        bias_pad[:W2.shape[1]] = b.ravel()
+        A_pad = np.asarray(A)
+        if pad:
+            A_pad = np.zeros((A.shape[0], A.shape[1] + 2 * pad, A.shape[2] + 2 * pad,
+                              A.shape[3]), dtype=Z.dtype)
+            A_pad[:, pad:pad + A.shape[1], pad:pad + A.shape[2]] = A
+        for_batch_slices(lambda i0, i1: _conv_forward_direct(
+                             A_pad[i0:i1], W_pad, bias_pad, Z[i0:i1], f, stride),
+                         Z.shape[0], Z.size * W2.shape[0])
+        return
     cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2]
     cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
     cdef Py_ssize_t total = Z.shape[0] * n_H * n_W

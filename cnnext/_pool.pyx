@@ -6,6 +6,8 @@ w * stride) and never leave the input (pooling has no padding).
 """
 from cython cimport floating
 
+import numpy as np
+
 
 cdef extern from "_window_ops.h" nogil:
     void cnx_window_max_f(const float* a, Py_ssize_t row_stride, Py_ssize_t f,
@@ -74,15 +76,13 @@ def pool_forward(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] out,
 
 
 def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] dA,
-                  floating[:, :, :, ::1] dA_prev, floating[::1] window_max,
-                  Py_ssize_t f, Py_ssize_t stride, bint is_max):
-    """Add to dA_prev (zeroed, shape of A) the gradient flowing back from dA.
-
-    ``window_max`` is scratch of length n_C for max mode.
-    """
+                  floating[:, :, :, ::1] dA_prev, Py_ssize_t f, Py_ssize_t stride,
+                  bint is_max):
+    """Add to dA_prev (zeroed, shape of A) the gradient flowing back from dA."""
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
     if C == 0:
         return
+    cdef floating[::1] window_max = np.empty(C, dtype=np.asarray(dA_prev).dtype)
     with nogil:
         for i in range(dA.shape[0]):
             for h in range(dA.shape[1]):
