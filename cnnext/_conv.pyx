@@ -28,6 +28,18 @@ cdef extern from "_conv_direct.h" nogil:
                                const double* w, const double* bias, Py_ssize_t f,
                                Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
                                Py_ssize_t y0, Py_ssize_t n_W, double* z)
+    void cnx_conv_direct_backward_row_f(const float* a, float* da, Py_ssize_t Wp,
+                                        Py_ssize_t C, const float* dz, const float* wt,
+                                        float* dw, Py_ssize_t f, Py_ssize_t nC,
+                                        Py_ssize_t nC_pad, Py_ssize_t K_pad,
+                                        Py_ssize_t stride, Py_ssize_t n_W,
+                                        float* dz_pad, float* dcol)
+    void cnx_conv_direct_backward_row_d(const double* a, double* da, Py_ssize_t Wp,
+                                        Py_ssize_t C, const double* dz, const double* wt,
+                                        double* dw, Py_ssize_t f, Py_ssize_t nC,
+                                        Py_ssize_t nC_pad, Py_ssize_t K_pad,
+                                        Py_ssize_t stride, Py_ssize_t n_W,
+                                        double* dz_pad, double* dcol)
 
 # Up to this many input channels the direct kernel beats im2row + GEMM: the
 # im2row rows (f*f*n_C_prev long) are too short for BLAS to run well.
@@ -129,22 +141,62 @@ def _conv_forward_direct(const floating[:, :, :, ::1] A_pad,
                                           h * stride, n_W, &Z[i, h, 0, 0])
 
 
+def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
+                          floating[:, :, :, ::1] dA_pad,
+                          const floating[:, :, :, ::1] dZ, const floating[:, ::1] Wt,
+                          floating[:, ::1] dW_acc, Py_ssize_t f, Py_ssize_t stride):
+    """dA_pad += conv input gradient, dW_acc += weight gradient (see _conv_direct.h)."""
+    cdef Py_ssize_t i, h, Wp = A_pad.shape[2], C = A_pad.shape[3]
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], nC = dZ.shape[3]
+    cdef Py_ssize_t nC_pad = dW_acc.shape[1], K_pad = Wt.shape[1]
+    dtype = np.asarray(dW_acc).dtype
+    cdef floating[::1] dz_pad = np.empty(nC_pad, dtype=dtype)
+    cdef floating[::1] dcol = np.empty(K_pad, dtype=dtype)
+    with nogil:
+        for i in range(dZ.shape[0]):
+            for h in range(n_H):
+                if floating is float:
+                    cnx_conv_direct_backward_row_f(
+                        &A_pad[i, h * stride, 0, 0], &dA_pad[i, h * stride, 0, 0], Wp, C,
+                        &dZ[i, h, 0, 0], &Wt[0, 0], &dW_acc[0, 0], f, nC, nC_pad, K_pad,
+                        stride, n_W, &dz_pad[0], &dcol[0])
+                else:
+                    cnx_conv_direct_backward_row_d(
+                        &A_pad[i, h * stride, 0, 0], &dA_pad[i, h * stride, 0, 0], Wp, C,
+                        &dZ[i, h, 0, 0], &Wt[0, 0], &dW_acc[0, 0], f, nC, nC_pad, K_pad,
+                        stride, n_W, &dz_pad[0], &dcol[0])
+
+
+def _use_direct(A, Z):
+    return 1 <= A.shape[3] <= DIRECT_MAX_CHANNELS and Z.size > 0
+
+
+def _lanes_multiple(n, dtype):
+    """n rounded up to a whole number of the direct kernels' vectors."""
+    lanes = CNX_VL_f if dtype == np.float32 else CNX_VL_d
+    return -(-n // lanes) * lanes
+
+
+def _zero_padded(A, Py_ssize_t pad, dtype):
+    if pad == 0:
+        return np.asarray(A)
+    m, H, Wd, C = A.shape
+    A_pad = np.zeros((m, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
+    A_pad[:, pad:pad + H, pad:pad + Wd] = A
+    return A_pad
+
+
 def conv_forward(const floating[:, :, :, ::1] A, W2, b, Z,
                  Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
     """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C)."""
     if Z.size == 0:
         return
-    if 1 <= A.shape[3] <= DIRECT_MAX_CHANNELS:
-        lanes = CNX_VL_f if Z.dtype == np.float32 else CNX_VL_d
-        W_pad = np.zeros((W2.shape[0], -(-W2.shape[1] // lanes) * lanes), dtype=Z.dtype)
+    if _use_direct(A, Z):
+        W_pad = np.zeros((W2.shape[0], _lanes_multiple(W2.shape[1], Z.dtype)), dtype=Z.dtype)
         W_pad[:, :W2.shape[1]] = W2
         bias_pad = np.zeros(W_pad.shape[1], dtype=Z.dtype)
         bias_pad[:W2.shape[1]] = b.ravel()
-        A_pad = np.asarray(A)
-        if pad:
-            A_pad = np.zeros((A.shape[0], A.shape[1] + 2 * pad, A.shape[2] + 2 * pad,
-                              A.shape[3]), dtype=Z.dtype)
-            A_pad[:, pad:pad + A.shape[1], pad:pad + A.shape[2]] = A
+        A_pad = _zero_padded(A, pad, Z.dtype)
         for_batch_slices(lambda i0, i1: _conv_forward_direct(
                              A_pad[i0:i1], W_pad, bias_pad, Z[i0:i1], f, stride),
                          Z.shape[0], Z.size * W2.shape[0])
@@ -167,6 +219,31 @@ def conv_forward(const floating[:, :, :, ::1] A, W2, b, Z,
     np.add(Z2, b.reshape(n_C), out=Z2)
 
 
+def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
+                                 Py_ssize_t stride, Py_ssize_t pad):
+    """conv_backward for narrow inputs: windows read and written in place."""
+    m, H, Wd, C = dA.shape
+    K, n_C = W2.shape
+    dtype = dA.dtype
+    A_pad = _zero_padded(A, pad, dtype)
+    dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA
+    Wt = np.zeros((n_C, _lanes_multiple(K, dtype)), dtype=dtype)
+    Wt[:, :K] = W2.T
+    partial_dW = {}
+
+    def run_slice(i0, i1):
+        dW_acc = np.zeros((K, _lanes_multiple(n_C, dtype)), dtype=dtype)
+        _conv_backward_direct(A_pad[i0:i1], dA_pad[i0:i1], dZ[i0:i1], Wt, dW_acc,
+                              f, stride)
+        partial_dW[i0] = dW_acc
+
+    for_batch_slices(run_slice, m, dZ.size * K)
+    # Summed in batch order, so results do not depend on thread timing.
+    dW2[...] = sum(partial_dW[i0] for i0 in sorted(partial_dW))[:, :n_C]
+    if pad:
+        dA[...] = dA_pad[:, pad:pad + H, pad:pad + Wd]
+
+
 def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
                   Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
     """Accumulate dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
@@ -175,6 +252,11 @@ def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
     cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
     cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
     cdef Py_ssize_t row0, n
+    if dZ.size == 0:
+        return
+    if _use_direct(A, dZ):
+        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad)
+        return
     cdef floating[:, :, :, ::1] dA_view = dA
     dZ2 = dZ.reshape(total, n_C)
     scratch = np.empty((chunk, K), dtype=dZ.dtype)
@@ -193,3 +275,4 @@ def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
         np.matmul(dZ_chunk, W2T, out=scratch[:n])
         with nogil:
             _row2im_add(rows, dA_view, row0, f, stride, pad, n_H, n_W)
+

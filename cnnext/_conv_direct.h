@@ -66,6 +66,58 @@ CNX_DISPATCH static void cnx_conv_direct_row_##SUFFIX(                          
 CNX_DEFINE_CONV_DIRECT(float, f)
 CNX_DEFINE_CONV_DIRECT(double, d)
 
+/* Backward of one output row h of image i, for the same narrow layers.
+ *
+ * `a` and `da` point at row h * stride of the zero-padded image and of its
+ * gradient (Hp, Wp, C); `dz` is the row's output gradient (n_W, nC);
+ * `wt` holds the filters transposed, (nC, K_pad) with K = f*f*C padded to a
+ * multiple of the vector length; `dw` accumulates (K, nC_pad); `dz_pad` and
+ * `dcol` are scratch of nC_pad and K_pad elements.
+ *
+ * Input gradient: for each output pixel, dcol = W2 @ dz (its K window
+ * gradients, vectorised over K) is added onto the window in place: the
+ * im2row matrix is never built. Weight gradient: dw[k, :] += a_k * dz for the
+ * K window inputs a_k, vectorised over the output channels.
+ */
+#define CNX_DEFINE_CONV_DIRECT_BACKWARD(T, SUFFIX)                                    \
+CNX_DISPATCH static void cnx_conv_direct_backward_row_##SUFFIX(                       \
+        const T *restrict a, T *restrict da, ptrdiff_t Wp, ptrdiff_t C,               \
+        const T *restrict dz, const T *restrict wt, T *restrict dw,                   \
+        ptrdiff_t f, ptrdiff_t nC, ptrdiff_t nC_pad, ptrdiff_t K_pad,                 \
+        ptrdiff_t stride, ptrdiff_t n_W, T *restrict dz_pad, T *restrict dcol)        \
+{                                                                                     \
+    const ptrdiff_t fC = f * C;                                                       \
+    for (ptrdiff_t k = 0; k < nC_pad; k++) dz_pad[k] = 0;                             \
+    for (ptrdiff_t w = 0; w < n_W; w++) {                                             \
+        const T *restrict g = dz + w * nC;                                            \
+        for (ptrdiff_t n = 0; n < nC; n++) dz_pad[n] = g[n];                          \
+        for (ptrdiff_t kb = 0; kb < K_pad; kb += CNX_VL_##SUFFIX) {                   \
+            cnx_vec_##SUFFIX acc = {0};                                               \
+            for (ptrdiff_t n = 0; n < nC; n++)                                        \
+                acc += g[n] * *(const cnx_vec_##SUFFIX *)(wt + n * K_pad + kb);       \
+            *(cnx_vec_##SUFFIX *)(dcol + kb) = acc;                                   \
+        }                                                                             \
+        for (ptrdiff_t di = 0; di < f; di++) {                                        \
+            const ptrdiff_t at = di * Wp * C + w * stride * C;                        \
+            T *restrict dst = da + at;                                                \
+            const T *restrict src = a + at;                                           \
+            const T *restrict grad = dcol + di * fC;                                  \
+            for (ptrdiff_t k = 0; k < fC; k++) dst[k] += grad[k];                     \
+            for (ptrdiff_t k = 0; k < fC; k++) {                                      \
+                T *restrict row = dw + (di * fC + k) * nC_pad;                        \
+                const T av = src[k];                                                  \
+                for (ptrdiff_t nb = 0; nb < nC_pad; nb += CNX_VL_##SUFFIX)            \
+                    *(cnx_vec_##SUFFIX *)(row + nb) +=                                \
+                        av * *(const cnx_vec_##SUFFIX *)(dz_pad + nb);                \
+            }                                                                         \
+        }                                                                             \
+    }                                                                                 \
+}
+
+CNX_DEFINE_CONV_DIRECT_BACKWARD(float, f)
+CNX_DEFINE_CONV_DIRECT_BACKWARD(double, d)
+
 #undef CNX_DEFINE_CONV_DIRECT
+#undef CNX_DEFINE_CONV_DIRECT_BACKWARD
 
 #endif /* CNNEXT_CONV_DIRECT_H */

@@ -13,8 +13,13 @@
 
 #include <stddef.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define CNX_DISPATCH __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+/* Clones are picked by CPU features (x86-64-v4: AVX-512, v3: AVX2 + FMA),
+ * not by CPU model: "arch=skylake-avx512" would match no newer or AMD CPU. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && __GNUC__ >= 12
+#define CNX_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CNX_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CNX_DISPATCH
 #endif
