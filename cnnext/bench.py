@@ -526,7 +526,8 @@ def run_row(row, cfg):
     res = {"kind": row.kind, "case": row.case, "op": row.op, "dtype": row.dtype,
            "shape": row.shape_text, "out_shape": list(row.out_shape),
            "flops": row.flops, "repeats": cfg.repeats, "calls_per_sample": number,
-           "samples_s": samples, "max_rel_err_vs_cnnext": checks}
+           "samples_s": samples, "max_rel_err_vs_cnnext": checks,
+           "loadavg_1min": os.getloadavg()[0]}
     med = {n: statistics.median(v) for n, v in samples.items()}
     res["median_s"] = med
     res["min_s"] = {n: min(v) for n, v in samples.items()}
@@ -907,12 +908,15 @@ def main(argv=None):
                else "\n".join(header)) + "\n", flush=True)
         results = []
         t_start = time.perf_counter()
-        for kind, case, op, dt in select_rows(args):
+        selected = select_rows(args)
+        for k, (kind, case, op, dt) in enumerate(selected, 1):
             row = Row(kind, case, op, dt, torch)
             results.append(run_row(row, cfg))
             del row
-            if not args.markdown:
-                print(format_table(results).splitlines()[-1], flush=True)
+            cells = dict(zip(COLUMNS, table_rows(results[-1:])[0]))
+            print(f"[{k}/{len(selected)}] {kind} {case} {op} {dt}: "
+                  + ", ".join(f"{c} {cells[c]}" for c in COLUMNS[3:10]),
+                  file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - t_start
     finally:
         if limiter is not None:
