@@ -1,6 +1,8 @@
 """Benchmark cnnext's conv and pool kernels against three other implementations.
 
-Run ``python -m cnnext.bench`` (``--help`` lists the options). In one process,
+Run ``python -m cnnext.bench`` (``--help`` lists the options; ``--quick`` for a
+short run, ``--json`` to keep every number, ``--render run.json --markdown`` to
+print a kept run as the README's table). In one process,
 for every case of issue 3, forward and backward, float32 and float64, it times
 side by side, alternating the contenders and taking medians over repeats:
 
@@ -362,7 +364,13 @@ def torch_pool_backward(torch, dA, cache, mode="max", indices=None):
 # --------------------------------------------------------------------------
 
 class Row:
-    """The inputs and contenders of one (case, op, dtype)."""
+    """The inputs and contenders of one (case, op, dtype).
+
+    ``fns`` maps a contender to a call of it; the seed's takes the number of
+    (example, output row) pairs to run. ``cnnext_masked_backward(rows)`` is
+    cnnext's backward of the gradient zeroed outside ``rows``, what a
+    subsampled seed backward computes.
+    """
 
     def __init__(self, kind, case, op, dtype, torch):
         self.kind, self.case, self.op, self.dtype = kind, case, op, dtype
@@ -385,7 +393,6 @@ class Row:
                             "seed": lambda lim=None: seed_conv_forward(*args, limit=lim)}
                 if torch is not None:
                     self.fns["torch"] = lambda: torch_conv_forward(torch, *args)
-                self.masked_cnnext = lambda rows: cnnext.conv_forward(*args)
             else:
                 self.flops *= 2
                 dZ, cache = randn(*self.out_shape), (A, W, b, hp)
@@ -394,7 +401,7 @@ class Row:
                             "seed": lambda lim=None: seed_conv_backward(dZ, cache, lim)}
                 if torch is not None:
                     self.fns["torch"] = lambda: torch_conv_backward(torch, dZ, cache)
-                self.masked_cnnext = lambda rows: cnnext.conv_backward(
+                self.cnnext_masked_backward = lambda rows: cnnext.conv_backward(
                     _mask_rows(dZ, rows), cache)
         else:
             m, H, Wd, C, f, stride = POOL_CASES[case]
@@ -408,7 +415,6 @@ class Row:
                             "seed": lambda lim=None: seed_pool_forward(A, hp, mode, lim)}
                 if torch is not None:
                     self.fns["torch"] = lambda: torch_pool_forward(torch, A, hp, mode)
-                self.masked_cnnext = lambda rows: cnnext.pool_forward(A, hp, mode)
             else:
                 dA, cache = randn(*self.out_shape), (A, hp)
                 self.fns = {"cnnext": lambda: cnnext.pool_backward(dA, cache, mode),
@@ -418,7 +424,7 @@ class Row:
                     idx = torch_max_indices(torch, A, hp) if mode == "max" else None
                     self.fns["torch"] = lambda: torch_pool_backward(torch, dA, cache,
                                                                     mode, idx)
-                self.masked_cnnext = lambda rows: cnnext.pool_backward(
+                self.cnnext_masked_backward = lambda rows: cnnext.pool_backward(
                     _mask_rows(dA, rows), cache, mode)
         self.n_out = math.prod(self.out_shape)
         self.n_rows = self.out_shape[0] * self.out_shape[1]
@@ -492,9 +498,10 @@ def run_row(row, cfg):
     fns, number, checks = {}, {}, {}
     # One untimed call each: warm-up, calibration of the calls per sample, and
     # the result checked against cnnext's.
-    ref, t = _call_timed(row.fns["cnnext"])
+    ref, t_first = _call_timed(row.fns["cnnext"])
     seed_rows = None
     for name in names:
+        t = t_first
         if name == "seed":
             seed = row.fns["seed"]
             t1 = _call_timed(lambda: seed(1))[1]  # one (example, row) pair
@@ -507,7 +514,7 @@ def run_row(row, cfg):
             elif row.op.endswith("fwd"):
                 checks["seed"] = _max_rel_err(got, ref, tuple(np.array(seed_rows).T))
             else:
-                checks["seed"] = _max_rel_err(got, row.masked_cnnext(seed_rows))
+                checks["seed"] = _max_rel_err(got, row.cnnext_masked_backward(seed_rows))
             del got
             continue
         if name != "cnnext":
@@ -676,6 +683,12 @@ def _fmt_ms(s):
     return f"{ms:.4f}"
 
 
+def _fmt_gflops(g):
+    if g is None:
+        return "-"
+    return f"{g:.1f}" if g >= 1 else f"{g:.2g}"
+
+
 def _fmt_ratio(x):
     if x is None:
         return "-"
@@ -704,8 +717,7 @@ def table_rows(results):
                     "-" if "seed_s_per_out_element" not in r
                     else f"{r['seed_s_per_out_element'] * 1e6:.2f}",
                     _fmt_ratio(r.get("ratio_seed_over_cnnext")),
-                    f"{g['cnnext']:.1f}" if "cnnext" in g else "-",
-                    f"{g['torch']:.1f}" if "torch" in g else "-",
+                    _fmt_gflops(g.get("cnnext")), _fmt_gflops(g.get("torch")),
                     f"{r['scratch_mib']:.1f}",
                     "SUSPECT" if leak["suspect"] else "no"))
     return out
@@ -799,6 +811,9 @@ def parse_args(argv):
     p.add_argument("--json", metavar="PATH", help="write every number to PATH")
     p.add_argument("--markdown", action="store_true",
                    help="print a README-ready markdown table")
+    p.add_argument("--render", metavar="PATH",
+                   help="run nothing: print the report of a --json file again "
+                        "(with --markdown for the README)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--matmul-n", type=int, default=None,
                    help="size of the reference matmul (default 4096, --quick 2048; "
@@ -875,6 +890,11 @@ def main(argv=None):
     from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.render:
+        with open(args.render) as fh:
+            out = json.load(fh)
+        print_report(out, args.markdown)
+        return out
     if from_command_line and not args.keep_openblas_env:
         _reexec_without_openblas_env(argv)
 
@@ -904,8 +924,8 @@ def main(argv=None):
             for dt in dtypes:
                 matmul[dt] = (cfg.matmul_n, matmul_gflops(dt, cfg.matmul_n, cfg.repeats))
         header = _header_lines(env, matmul)
-        print(("\n".join(f"- {h}" for h in header) if args.markdown
-               else "\n".join(header)) + "\n", flush=True)
+        print("\n".join(f"- {h.strip()}" for h in header) if args.markdown
+              else "\n".join(header), flush=True)
         results = []
         t_start = time.perf_counter()
         selected = select_rows(args)
@@ -923,28 +943,33 @@ def main(argv=None):
             limiter.restore_original_limits()
     env["loadavg_end"] = os.getloadavg()
     env["elapsed_s"] = elapsed
-    summary = summary_lines(results, matmul)
-    if args.markdown:
-        print(format_table(results, markdown=True))
-        print()
-        print("\n".join(f"- {s}" for s in summary))
-    else:
-        print()
-        print(format_table(results))
-        print()
-        print("\n".join(summary))
-    print(f"\n{len(results)} rows in {elapsed:.0f} s; load average at end "
-          f"{env['loadavg_end'][0]:.2f}. Times: median of {cfg.repeats} samples, "
-          "contenders alternated; seed ms with ~ is extrapolated from a subsample; "
-          "torch max-pool backward gets its indices from an untimed forward.")
-    out = {"environment": env, "config": {k: v for k, v in vars(cfg).items()},
+    out = {"environment": env, "config": dict(vars(cfg)),
            "matmul_gflops": {dt: {"n": n, "gflops": g} for dt, (n, g) in matmul.items()},
-           "rows": results, "summary": summary}
+           "rows": results, "summary": summary_lines(results, matmul)}
+    print_report(out, args.markdown, header=False)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)
         print(f"wrote {args.json}")
     return out
+
+
+def print_report(out, markdown=False, header=True):
+    """Print the header (optional), table, summary and footer of a run."""
+    if header:
+        matmul = {dt: (v["n"], v["gflops"]) for dt, v in out["matmul_gflops"].items()}
+        lines = _header_lines(out["environment"], matmul)
+        print("\n".join(f"- {h.strip()}" for h in lines) if markdown else "\n".join(lines))
+    print()
+    print(format_table(out["rows"], markdown=markdown))
+    print()
+    print("\n".join(f"- {s}" for s in out["summary"]) if markdown
+          else "\n".join(out["summary"]))
+    env = out["environment"]
+    print(f"\n{len(out['rows'])} rows in {env['elapsed_s']:.0f} s; load average at end "
+          f"{env['loadavg_end'][0]:.2f}. Times: median of {out['config']['repeats']} "
+          "samples, contenders alternated; seed ms with ~ is extrapolated from a "
+          "subsample; torch max-pool backward gets its indices from an untimed forward.")
 
 
 if __name__ == "__main__":

@@ -239,3 +239,16 @@ def test_bench_command_refuses_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit):
         bench.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_bench_render_reprints_a_json_run(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    bench.main(["--quick", "--repeats", "1", "--cases", "pool:seed", "--ops", "max",
+                "--dtype", "float64", "--matmul-n", "32", "--json", str(path)])
+    first = capsys.readouterr().out
+    bench.main(["--render", str(path)])
+    again = capsys.readouterr().out
+    table = [line for line in first.splitlines() if line.startswith(("case ", "seed "))]
+    assert len(table) == 3 and table == [line for line in again.splitlines()
+                                         if line.startswith(("case ", "seed "))]
+    assert "matmul 32x32 @ 32x32 float64" in again
