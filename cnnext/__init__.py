@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 
 from . import _conv, _pool
-from ._parallel import for_batch_slices, get_num_threads, set_num_threads
+from ._parallel import for_slices, get_num_threads, set_num_threads
 from ._version import __version__
 
 __all__ = [
@@ -383,7 +383,7 @@ def pool_forward(A_prev, hparameters, mode="max"):
     A_c = np.ascontiguousarray(A, dtype=dtype)
     out = np.empty(out_shape, dtype=dtype)
     is_max = mode == "max"
-    for_batch_slices(lambda i0, i1: _pool.pool_forward(A_c[i0:i1], out[i0:i1], f,
+    for_slices(lambda i0, i1: _pool.pool_forward(A_c[i0:i1], out[i0:i1], f,
                                                        stride, is_max),
                      out.shape[0], A_c.size)
     return out, (A_prev, hparameters)
@@ -433,7 +433,7 @@ def pool_backward(dA, cache, mode="max"):
     dA_c = np.ascontiguousarray(dA, dtype=dtype)
     dA_prev = np.zeros(A.shape, dtype=dtype)
     is_max = mode == "max"
-    for_batch_slices(lambda i0, i1: _pool.pool_backward(A_c[i0:i1], dA_c[i0:i1],
+    for_slices(lambda i0, i1: _pool.pool_backward(A_c[i0:i1], dA_c[i0:i1],
                                                         dA_prev[i0:i1], f, stride,
                                                         is_max),
                      A_c.shape[0], A_c.size)

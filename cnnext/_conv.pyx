@@ -14,7 +14,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from ._parallel import for_batch_slices
+from ._parallel import for_slices
 
 cdef extern from "_conv_direct.h" nogil:
     enum:
@@ -186,39 +186,6 @@ def _zero_padded(A, Py_ssize_t pad, dtype):
     return A_pad
 
 
-def conv_forward(const floating[:, :, :, ::1] A, W2, b, Z,
-                 Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
-    """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C)."""
-    if Z.size == 0:
-        return
-    if _use_direct(A, Z):
-        W_pad = np.zeros((W2.shape[0], _lanes_multiple(W2.shape[1], Z.dtype)), dtype=Z.dtype)
-        W_pad[:, :W2.shape[1]] = W2
-        bias_pad = np.zeros(W_pad.shape[1], dtype=Z.dtype)
-        bias_pad[:W2.shape[1]] = b.ravel()
-        A_pad = _zero_padded(A, pad, Z.dtype)
-        for_batch_slices(lambda i0, i1: _conv_forward_direct(
-                             A_pad[i0:i1], W_pad, bias_pad, Z[i0:i1], f, stride),
-                         Z.shape[0], Z.size * W2.shape[0])
-        return
-    cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2]
-    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
-    cdef Py_ssize_t total = Z.shape[0] * n_H * n_W
-    cdef Py_ssize_t chunk = _chunk_rows(total, K, Z.itemsize)
-    cdef Py_ssize_t row0, n
-    Z2 = Z.reshape(total, n_C)
-    scratch = np.empty((chunk, K), dtype=Z.dtype)
-    cdef floating[:, ::1] rows
-    for row0 in range(0, total, chunk):
-        n = min(chunk, total - row0)
-        rows = scratch[:n]
-        with nogil:
-            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
-        # numpy's matmul releases the GIL inside BLAS.
-        np.matmul(scratch[:n], W2, out=Z2[row0:row0 + n])
-    np.add(Z2, b.reshape(n_C), out=Z2)
-
-
 def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
                                  Py_ssize_t stride, Py_ssize_t pad):
     """conv_backward for narrow inputs: windows read and written in place."""
@@ -237,32 +204,106 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
                               f, stride)
         partial_dW[i0] = dW_acc
 
-    for_batch_slices(run_slice, m, dZ.size * K)
-    # Summed in batch order, so results do not depend on thread timing.
-    dW2[...] = sum(partial_dW[i0] for i0 in sorted(partial_dW))[:, :n_C]
+    for_slices(run_slice, m, dZ.size * K)
+    _sum_in_batch_order(partial_dW, dW2)
     if pad:
         dA[...] = dA_pad[:, pad:pad + H, pad:pad + Wd]
 
 
-def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
-                  Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
-    """Accumulate dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
-    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2]
-    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
-    cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
-    cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
+def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
+    """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C).
+
+    A is C-contiguous NHWC, W2 the filters as (f*f*n_C_prev, n_C), all of
+    Z's dtype.
+    """
+    if Z.size == 0:
+        return
+    K, n_C = W2.shape
+    if _use_direct(A, Z):
+        W_pad = np.zeros((K, _lanes_multiple(n_C, Z.dtype)), dtype=Z.dtype)
+        W_pad[:, :n_C] = W2
+        bias_pad = np.zeros(W_pad.shape[1], dtype=Z.dtype)
+        bias_pad[:n_C] = b.ravel()
+        A_pad = _zero_padded(A, pad, Z.dtype)
+        for_slices(lambda i0, i1: _conv_forward_direct(
+                       A_pad[i0:i1], W_pad, bias_pad, Z[i0:i1], f, stride),
+                   Z.shape[0], Z.size * K)
+        return
+    # im2row: output pixels are independent, so threads split the rows.
+    total = Z.size // n_C
+    Z2 = Z.reshape(total, n_C)
+    for_slices(lambda r0, r1: _forward_rows(A, W2, Z2, r0, r1, f, stride, pad,
+                                            Z.shape[1], Z.shape[2]),
+               total, total * K * n_C, MIN_GEMM_WORK, calls_blas=True)
+    np.add(Z2, b.reshape(n_C), out=Z2)
+
+
+# Multiply-adds below which splitting an im2row convolution over threads
+# costs more than it saves.
+MIN_GEMM_WORK = 1 << 22
+
+
+def _forward_rows(const floating[:, :, :, ::1] A, W2, Z2, Py_ssize_t row_begin,
+                  Py_ssize_t row_end, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
+    """Z2[row_begin:row_end] = im2row rows @ W2, chunk by chunk."""
+    cdef Py_ssize_t K = W2.shape[0]
+    cdef Py_ssize_t chunk = _chunk_rows(row_end - row_begin, K, Z2.itemsize)
     cdef Py_ssize_t row0, n
+    cdef floating[:, ::1] rows
+    scratch = np.empty((chunk, K), dtype=Z2.dtype)
+    for row0 in range(row_begin, row_end, chunk):
+        n = min(chunk, row_end - row0)
+        rows = scratch[:n]
+        with nogil:
+            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
+        # numpy's matmul releases the GIL inside BLAS.
+        np.matmul(scratch[:n], W2, out=Z2[row0:row0 + n])
+
+
+def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad):
+    """Fill dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
     if dZ.size == 0:
         return
     if _use_direct(A, dZ):
         _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad)
         return
+    m = dZ.shape[0]
+    K, n_C = W2.shape
+    partial_dW = {}
+
+    # Images are split between threads: the windows of one image overlap in
+    # dA, those of different images never do.
+    def run_slice(i0, i1):
+        partial_dW[i0] = _backward_images(A[i0:i1], W2, dZ[i0:i1], dA[i0:i1],
+                                          f, stride, pad)
+
+    for_slices(run_slice, m, dZ.size * K * 2, MIN_GEMM_WORK, calls_blas=True)
+    _sum_in_batch_order(partial_dW, dW2)
+
+
+def _sum_in_batch_order(partial, out):
+    """out[...] = the sum of the per-slice partial results, in batch order, so
+    that results do not depend on thread timing."""
+    out[...] = sum(partial[i0] for i0 in sorted(partial))[:, :out.shape[1]]
+
+
+def _backward_images(const floating[:, :, :, ::1] A, W2, dZ, dA, Py_ssize_t f,
+                     Py_ssize_t stride, Py_ssize_t pad):
+    """dA += input gradient of these images; return their weight gradient."""
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2]
+    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
+    cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
+    cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
+    cdef Py_ssize_t row0, n
     cdef floating[:, :, :, ::1] dA_view = dA
+    cdef floating[:, ::1] rows
     dZ2 = dZ.reshape(total, n_C)
     scratch = np.empty((chunk, K), dtype=dZ.dtype)
     dW_part = np.empty((K, n_C), dtype=dZ.dtype)
+    dW2 = np.zeros((K, n_C), dtype=dZ.dtype)
     W2T = W2.T
-    cdef floating[:, ::1] rows
     for row0 in range(0, total, chunk):
         n = min(chunk, total - row0)
         rows = scratch[:n]
@@ -275,4 +316,4 @@ def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
         np.matmul(dZ_chunk, W2T, out=scratch[:n])
         with nogil:
             _row2im_add(rows, dA_view, row0, f, stride, pad, n_H, n_W)
-
+    return dW2
