@@ -149,8 +149,9 @@ def test_conv_window_entirely_in_padding_does_not_crash(tmp_path, ref, assert_cl
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.dirname(cnnext.__file__))]
         + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # cwd away from the checkout: "-c" puts the cwd first on sys.path
     proc = subprocess.run([sys.executable, "-c", script, str(out)], env=env,
-                          capture_output=True, text=True)
+                          cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, (
         "conv_forward/conv_backward with A_prev (1,2,3,2), W (1,1,2,4), "
         f"stride 1, pad 2 exited with code {proc.returncode}:\n{proc.stderr[-2000:]}")
