@@ -18,28 +18,39 @@ import cnnext
 
 
 def _tasks():
-    """(name, zero-argument call) for every public function, both dtypes."""
+    """(name, zero-argument call) for every public function, both dtypes.
+
+    The arrays are large enough for cnnext to split a batch over its own
+    worker threads, so concurrent callers also share those workers; the
+    convolutions cover both narrow (n_C_prev <= 4) and wide inputs.
+    """
     rng = np.random.default_rng(99)
     tasks = []
     for dtype in (np.float32, np.float64):
-        A = rng.standard_normal((4, 12, 11, 8)).astype(dtype)
-        W = rng.standard_normal((3, 3, 8, 16)).astype(dtype)
-        b = rng.standard_normal((1, 1, 1, 16)).astype(dtype)
-        hp = {"stride": 1, "pad": 1}
-        Z, cache = cnnext.conv_forward(A, W, b, hp)
-        dZ = rng.standard_normal(Z.shape).astype(dtype)
+        d = np.dtype(dtype).name
+        A = rng.standard_normal((4, 32, 32, 32)).astype(dtype)
+        for C in (3, 8):
+            A_c = rng.standard_normal((4, 16, 16, C)).astype(dtype)
+            W = rng.standard_normal((3, 3, C, 16)).astype(dtype)
+            b = rng.standard_normal((1, 1, 1, 16)).astype(dtype)
+            hp = {"stride": 1, "pad": 1}
+            Z, cache = cnnext.conv_forward(A_c, W, b, hp)
+            dZ = rng.standard_normal(Z.shape).astype(dtype)
+            tasks += [
+                (f"conv_single_step-C{C}-{d}", lambda A_c=A_c, W=W, b=b:
+                    cnnext.conv_single_step(A_c[0, :3, :3], W[..., 0], b[..., 0])),
+                (f"conv_forward-C{C}-{d}", lambda A_c=A_c, W=W, b=b, hp=hp:
+                    cnnext.conv_forward(A_c, W, b, hp)[0]),
+                (f"conv_backward-C{C}-{d}", lambda dZ=dZ, cache=cache:
+                    cnnext.conv_backward(dZ, cache)),
+            ]
         php = {"f": 3, "stride": 2}
         P, pcache = cnnext.pool_forward(A, php)
         dP = rng.standard_normal(P.shape).astype(dtype)
-        d = np.dtype(dtype).name
         tasks += [
             (f"zero_pad-{d}", lambda A=A: cnnext.zero_pad(A, 2)),
-            (f"conv_single_step-{d}",
-             lambda A=A, W=W, b=b: cnnext.conv_single_step(A[0, :3, :3], W[..., 0], b[..., 0])),
-            (f"conv_forward-{d}", lambda A=A, W=W, b=b, hp=hp: cnnext.conv_forward(A, W, b, hp)[0]),
-            (f"conv_backward-{d}", lambda dZ=dZ, cache=cache: cnnext.conv_backward(dZ, cache)),
             (f"create_mask-{d}", lambda A=A: cnnext.create_mask_from_window(A[1, :, :, 3])),
-            (f"distribute_value-{d}", lambda b=b: cnnext.distribute_value(b[0, 0, 0, 2], (3, 4))),
+            (f"distribute_value-{d}", lambda A=A: cnnext.distribute_value(A[0, 0, 0, 2], (3, 4))),
         ]
         for mode in ("max", "average"):
             tasks += [
@@ -59,7 +70,7 @@ def test_concurrent_calls_match_serial():
     tasks = _tasks()
     serial = {name: _as_tuple(call()) for name, call in tasks}
 
-    n_threads, repeats = 4, 3
+    n_threads, repeats = 4, 2
     barrier = threading.Barrier(n_threads)
     results = [[] for _ in range(n_threads)]
     errors = []
@@ -92,6 +103,26 @@ def test_concurrent_calls_match_serial():
                 np.testing.assert_array_equal(g, w, err_msg=f"thread {k}: {name}")
                 n_checked += 1
     assert n_checked > 0
+
+
+def test_own_thread_count_does_not_change_results():
+    # Splitting a batch over cnnext's worker threads computes each example
+    # exactly as one thread does.
+    if not hasattr(cnnext, "set_num_threads"):
+        pytest.skip("this cnnext has no set_num_threads")
+    tasks = _tasks()
+    before = cnnext.get_num_threads()
+    try:
+        results = {}
+        for n in (1, 2, 3):
+            cnnext.set_num_threads(n)
+            results[n] = {name: _as_tuple(call()) for name, call in tasks}
+    finally:
+        cnnext.set_num_threads(before)
+    for n in (2, 3):
+        for name, got in results[n].items():
+            for g, w in zip(got, results[1][name]):
+                np.testing.assert_array_equal(g, w, err_msg=f"{n} threads: {name}")
 
 
 # --------------------------------------------------------------------------
