@@ -382,3 +382,57 @@ def test_pool_vs_torch(case, mode, dtype, assert_close):
     assert_close(out, _nhwc(tout).astype(np.float64))
     assert_close(cnnext.pool_backward(dA, cache, mode=mode),
                  _nhwc(tA.grad).astype(np.float64))
+
+
+# --------------------------------------------------------------------------
+# Property-based: any valid geometry (deterministic examples, no deadline)
+# --------------------------------------------------------------------------
+
+try:
+    from hypothesis import given, settings, strategies as st
+except ImportError:            # hypothesis is in the [test] extra; skip cleanly
+    given = None
+
+
+if given is not None:
+    @st.composite
+    def _conv_geometry(draw):
+        f = draw(st.integers(1, 6))
+        pad = draw(st.integers(0, 4))
+        lo = max(1, f - 2 * pad)
+        H = draw(st.integers(lo, lo + 9))
+        Wd = draw(st.integers(lo, lo + 9))
+        return (draw(st.integers(1, 3)), H, Wd, draw(st.integers(1, 6)), f,
+                draw(st.integers(1, 6)), draw(st.integers(1, 6)), pad)
+
+    @st.composite
+    def _pool_geometry(draw):
+        f = draw(st.integers(1, 6))
+        return (draw(st.integers(1, 3)), draw(st.integers(f, f + 9)),
+                draw(st.integers(f, f + 9)), draw(st.integers(1, 6)), f,
+                draw(st.integers(1, 6)))
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(case=_conv_geometry(), dtype=st.sampled_from(DTYPES))
+    def test_conv_any_geometry_vs_reference(ref, assert_close, case, dtype):
+        A, W, b, hp, dZ = _conv_inputs(case, dtype)
+        Z, cache = cnnext.conv_forward(A, W, b, hp)
+        assert Z.dtype == dtype
+        assert_close(Z, ref.conv_forward(A, W, b, hp))
+        for got, want in zip(cnnext.conv_backward(dZ, cache),
+                             ref.conv_backward(dZ, (A, W, b, hp))):
+            assert got.dtype == dtype
+            assert_close(got, want)
+
+    @settings(max_examples=60, deadline=None, derandomize=True)
+    @given(case=_pool_geometry(), dtype=st.sampled_from(DTYPES),
+           mode=st.sampled_from(["max", "average"]), ties=st.booleans())
+    def test_pool_any_geometry_vs_reference(ref, assert_close, case, dtype, mode, ties):
+        A, hp, dA = _pool_inputs(case, dtype)
+        if ties:
+            A = np.round(A).astype(dtype)
+        out, cache = cnnext.pool_forward(A, hp, mode=mode)
+        assert out.dtype == dtype
+        assert_close(out, ref.pool_forward(A, hp, mode))
+        assert_close(cnnext.pool_backward(dA, cache, mode=mode),
+                     ref.pool_backward(dA, (A, hp), mode))
