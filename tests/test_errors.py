@@ -252,60 +252,48 @@ def test_bad_input_message(fn, exc, pattern):
 # complex, object and string dtypes are refused with TypeError
 # --------------------------------------------------------------------------
 
-def _bad_dtype_arrays(shape):
-    return {
-        "complex128": np.ones(shape, dtype=np.complex128),
-        "complex64": np.ones(shape, dtype=np.complex64),
-        "object": np.ones(shape).astype(object),
-        "str": np.full(shape, "1"),
-        "bytes": np.full(shape, b"1"),
-    }
+def _bad_array(shape, kind):
+    ones = np.ones(shape)
+    return {"complex128": ones.astype(np.complex128), "complex64": ones.astype(np.complex64),
+            "object": ones.astype(object), "str": np.full(shape, "1"),
+            "bytes": np.full(shape, b"1")}[kind]
 
 
-def _calls_with(arg, arr):
-    """(function, call) pairs putting ``arr`` in the argument named ``arg``."""
+def _calls_taking(arg, make):
+    """Every call that receives the argument named ``arg``, built as make(shape)."""
     a4, w4, b4, hp = _conv_args(m=1, H=4, Wd=4, C=2, f=2, n_C=3, stride=1, pad=0)
     p4, php = _pool_args(m=1, H=4, Wd=4, C=2, f=2, stride=2)
     dz = np.ones((1, 3, 3, 3))
     da = np.ones((1, 2, 2, 2))
-    calls = {
-        "X": [lambda: cnnext.zero_pad(arr, 1)],
-        "a_slice_prev": [lambda: cnnext.conv_single_step(arr, np.ones((2, 2, 2)), 0.0)],
-        "A_prev": [lambda: cnnext.conv_forward(arr, w4, b4, hp),
-                   lambda: cnnext.pool_forward(arr, php),
-                   lambda: cnnext.conv_backward(dz, (arr, w4, b4, hp)),
-                   lambda: cnnext.pool_backward(da, (arr, php))],
-        "W": [lambda: cnnext.conv_forward(a4, arr, b4, hp),
-              lambda: cnnext.conv_backward(dz, (a4, arr, b4, hp)),
-              lambda: cnnext.conv_single_step(np.ones((2, 2, 2)), arr, 0.0)],
-        "b": [lambda: cnnext.conv_forward(a4, w4, arr, hp),
-              lambda: cnnext.conv_single_step(np.ones((2, 2, 2)), np.ones((2, 2, 2)), arr)],
-        "dZ": [lambda: cnnext.conv_backward(arr, (a4, w4, b4, hp))],
-        "dA": [lambda: cnnext.pool_backward(arr, (p4, php))],
-        "x": [lambda: cnnext.create_mask_from_window(arr)],
-        "dz": [lambda: cnnext.distribute_value(arr, (2, 2))],
-    }
-    return calls[arg]
-
-
-_ARG_SHAPES = {"X": (1, 4, 4, 2), "a_slice_prev": (2, 2, 2), "A_prev": (1, 4, 4, 2),
-               "W": None, "b": None, "dZ": (1, 3, 3, 3), "dA": (1, 2, 2, 2),
-               "x": (2, 2), "dz": ()}
+    win = np.ones((2, 2, 2))
+    return {
+        "X": [lambda: cnnext.zero_pad(make((1, 4, 4, 2)), 1)],
+        "a_slice_prev": [lambda: cnnext.conv_single_step(make((2, 2, 2)), win, 0.0)],
+        "A_prev": [lambda: cnnext.conv_forward(make((1, 4, 4, 2)), w4, b4, hp),
+                   lambda: cnnext.pool_forward(make((1, 4, 4, 2)), php),
+                   lambda: cnnext.conv_backward(dz, (make((1, 4, 4, 2)), w4, b4, hp)),
+                   lambda: cnnext.pool_backward(da, (make((1, 4, 4, 2)), php))],
+        "W": [lambda: cnnext.conv_forward(a4, make((2, 2, 2, 3)), b4, hp),
+              lambda: cnnext.conv_backward(dz, (a4, make((2, 2, 2, 3)), b4, hp)),
+              lambda: cnnext.conv_single_step(win, make((2, 2, 2)), 0.0)],
+        "b": [lambda: cnnext.conv_forward(a4, w4, make((1, 1, 1, 3)), hp),
+              lambda: cnnext.conv_single_step(win, win, make((1, 1, 1)))],
+        "dZ": [lambda: cnnext.conv_backward(make((1, 3, 3, 3)), (a4, w4, b4, hp))],
+        "dA": [lambda: cnnext.pool_backward(make((1, 2, 2, 2)), (p4, php))],
+        "x": [lambda: cnnext.create_mask_from_window(make((2, 2)))],
+        "dz": [lambda: cnnext.distribute_value(make(()), (2, 2))],
+    }[arg]
 
 
 @pytest.mark.parametrize("kind", ["complex128", "complex64", "object", "str", "bytes"])
-@pytest.mark.parametrize("arg", list(_ARG_SHAPES))
+@pytest.mark.parametrize("arg", ["X", "a_slice_prev", "A_prev", "W", "b", "dZ", "dA",
+                                 "x", "dz"])
 def test_bad_dtype_refused(arg, kind):
-    calls = _calls_with(arg, None)
-    for i in range(len(calls)):
-        shape = _ARG_SHAPES[arg]
-        if arg == "W":
-            shape = (2, 2, 2) if i == 2 else (2, 2, 2, 3)
-        elif arg == "b":
-            shape = (1, 1, 1) if i == 1 else (1, 1, 1, 3)
-        arr = _bad_dtype_arrays(shape)[kind]
-        call = _calls_with(arg, arr)[i]
-        with pytest.raises(TypeError, match=rf"\b{arg}\b.*{re.escape(str(arr.dtype))}"):
+    dtype = re.escape(str(_bad_array((), kind).dtype))
+    calls = _calls_taking(arg, lambda shape: _bad_array(shape, kind))
+    assert calls
+    for call in calls:
+        with pytest.raises(TypeError, match=rf"\b{arg}\b.*{dtype}"):
             call()
 
 
