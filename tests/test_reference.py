@@ -243,10 +243,11 @@ def test_conv_single_step_vs_reference(dtype, ref, assert_close):
         assert_close(Z, ref.conv_single_step(a, W, b))
 
 
-def test_conv_single_step_is_one_pixel_of_conv_forward(assert_close):
-    # conv_forward's output pixel (i, h, w, c) is conv_single_step on its window
+def test_conv_single_step_on_conv_windows(ref, assert_close):
+    # conv_single_step on the window of output pixel (i, h, w) with filter c
+    # gives that pixel of the reference convolution, as in the seed's loop
     A, W, b, hp, _ = _conv_inputs((2, 7, 6, 3, 3, 4, 2, 1), np.float64, seed=5)
-    Z, _ = cnnext.conv_forward(A, W, b, hp)
+    Z = ref.conv_forward(A, W, b, hp)
     A_pad = np.pad(A, ((0, 0), (1, 1), (1, 1), (0, 0)))
     for i, h, w, c in [(0, 0, 0, 0), (1, 2, 1, 3), (0, 3, 2, 1)]:
         window = A_pad[i, 2 * h:2 * h + 3, 2 * w:2 * w + 3, :]
@@ -305,8 +306,8 @@ def test_max_pool_backward_ties_hand_example():
 
 
 def test_max_pool_backward_ties_overlapping_windows():
-    # 1x3 ramp-free row [2, 2, 2] with f=2, stride=1 (a 2x3 image): the middle
-    # column belongs to both windows and is tied in each, so it sums both.
+    # a constant 2x3 image, f=2, stride=1: two windows, every entry tied; the
+    # middle column belongs to both windows, so it receives both gradients
     A = np.full((1, 2, 3, 1), 2.0)
     _, cache = cnnext.pool_forward(A, {"f": 2, "stride": 1})
     dA = np.array([1.0, 10.0]).reshape(1, 1, 2, 1)
