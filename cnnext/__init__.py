@@ -231,7 +231,7 @@ def conv_single_step(a_slice_prev, W, b):
     """
     a = _as_real_array(a_slice_prev, "a_slice_prev")
     W = _as_real_array(W, "W")
-    b = _as_real_array(b, "b")
+    b_given, b = b, _as_real_array(b, "b")
     if a.ndim != 3:
         raise ValueError(f"a_slice_prev must be a 3-D array of shape (f, f, "
                          f"n_C_prev); got a {a.ndim}-D array of shape {a.shape}")
@@ -241,7 +241,8 @@ def conv_single_step(a_slice_prev, W, b):
     if b.size != 1:
         raise ValueError(f"b must be a single number (shape (1, 1, 1), () or a "
                          f"scalar); got shape {b.shape}")
-    dtype = _compute_dtype(a, W, b)
+    # A Python number b is "weak" (NEP 50): float32 a and W stay float32.
+    dtype = _compute_dtype(a, W, b_given if np.isscalar(b_given) else b)
     a = a.astype(dtype, copy=False).ravel()
     W = W.astype(dtype, copy=False).ravel()
     return dtype.type(np.dot(a, W) + b.astype(dtype).reshape(()))

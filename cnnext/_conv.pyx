@@ -14,7 +14,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from ._parallel import for_slices
+from ._parallel import MIN_WORK_PER_THREAD, for_slices
 
 cdef extern from "_conv_direct.h" nogil:
     enum:
@@ -198,14 +198,13 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
     Wt[:, :K] = W2.T
     partial_dW = {}
 
-    def run_slice(i0, i1):
+    def run_block(i0, i1):
         dW_acc = np.zeros((K, _lanes_multiple(n_C, dtype)), dtype=dtype)
         _conv_backward_direct(A_pad[i0:i1], dA_pad[i0:i1], dZ[i0:i1], Wt, dW_acc,
                               f, stride)
-        partial_dW[i0] = dW_acc
+        return dW_acc
 
-    for_slices(run_slice, m, dZ.size * K)
-    _sum_in_batch_order(partial_dW, dW2)
+    _reduce_over_blocks(run_block, m, dZ.size * K, dW2, calls_blas=False)
     if pad:
         dA[...] = dA_pad[:, pad:pad + H, pad:pad + Wd]
 
@@ -269,24 +268,37 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
     if _use_direct(A, dZ):
         _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad)
         return
-    m = dZ.shape[0]
-    K, n_C = W2.shape
-    partial_dW = {}
-
     # Images are split between threads: the windows of one image overlap in
     # dA, those of different images never do.
-    def run_slice(i0, i1):
-        partial_dW[i0] = _backward_images(A[i0:i1], W2, dZ[i0:i1], dA[i0:i1],
-                                          f, stride, pad)
-
-    for_slices(run_slice, m, dZ.size * K * 2, MIN_GEMM_WORK, calls_blas=True)
-    _sum_in_batch_order(partial_dW, dW2)
+    _reduce_over_blocks(
+        lambda i0, i1: _backward_images(A[i0:i1], W2, dZ[i0:i1], dA[i0:i1],
+                                        f, stride, pad),
+        dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, calls_blas=True)
 
 
-def _sum_in_batch_order(partial, out):
-    """out[...] = the sum of the per-slice partial results, in batch order, so
-    that results do not depend on thread timing."""
-    out[...] = sum(partial[i0] for i0 in sorted(partial))[:, :out.shape[1]]
+# The batch is cut into this many blocks (fewer for small batches) whatever
+# the number of threads, and each block's weight gradient is summed in batch
+# order: results are the same bit for bit with any thread count.
+REDUCTION_BLOCKS = 8
+
+
+def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, bint calls_blas):
+    """out[...] = sum over fixed blocks of images of block_gradient(i0, i1)."""
+    cdef Py_ssize_t n_blocks = min(m, REDUCTION_BLOCKS)
+    bounds = [m * k // n_blocks for k in range(n_blocks + 1)]
+    partial = [None] * n_blocks
+
+    def run_blocks(b0, b1):
+        for k in range(b0, b1):
+            partial[k] = block_gradient(bounds[k], bounds[k + 1])
+
+    for_slices(run_blocks, n_blocks, work,
+               MIN_GEMM_WORK if calls_blas else MIN_WORK_PER_THREAD,
+               calls_blas=calls_blas)
+    total = partial[0]
+    for k in range(1, n_blocks):
+        total = total + partial[k]
+    out[...] = total[:, :out.shape[1]]
 
 
 def _backward_images(const floating[:, :, :, ::1] A, W2, dZ, dA, Py_ssize_t f,
