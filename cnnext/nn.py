@@ -746,6 +746,10 @@ class SGD(_Optimizer):
 class Adam(_Optimizer):
     """Adam (Kingma & Ba, 2015) with bias correction.
 
+    ``m = beta1 m + (1 - beta1) g``; ``v = beta2 v + (1 - beta2) g**2``;
+    ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - beta1**t)``
+    and ``v_hat = v / (1 - beta2**t)``.
+
     Parameters
     ----------
     lr : float, default 0.001
@@ -764,10 +768,10 @@ class Adam(_Optimizer):
     def _update(self, params, grads):
         self.t += 1
         b1, b2 = self.beta1, self.beta2
-        step = self.lr * (1 - b2 ** self.t) ** 0.5 / (1 - b1 ** self.t)
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t  # bias corrections
         for p, g, (m, v) in zip(params, grads, self.state):
             m *= b1
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
-            p -= step * m / (np.sqrt(v) + self.eps)
+            p -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
