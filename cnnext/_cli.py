@@ -115,7 +115,14 @@ def _classes(raw):
     return [v.decode() if isinstance(v, bytes) else str(v) for v in raw.tolist()]
 
 
+def _check_zip(path):
+    import zipfile
+    if not zipfile.is_zipfile(path):
+        raise CLIError(f"{path}: not a .npz file (not a zip archive)")
+
+
 def _load_npz(path, require_labels):
+    _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = sorted(data.files)
@@ -337,7 +344,7 @@ def _limit_threads(n, argv, allow_reexec):
     size from the environment when they load, which happened when numpy
     was imported: when run as ``python -m cnnext``, re-execute the process
     with the variables set; otherwise warn.
-    Returns an object to keep alive for the limits to last.
+    Returns the threadpoolctl limiter (to restore the limits), or None.
     """
     try:
         import threadpoolctl
@@ -395,10 +402,8 @@ def _cosine_lr(lr, epoch, n_epochs):
     return lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * t)))
 
 
-def cmd_train(args, argv, allow_reexec, t_start):
-    limits = None
-    if args.threads is not None:
-        limits = _limit_threads(args.threads, argv, allow_reexec)
+def cmd_train(args):
+    t_start = args.t_start
     if args.save:
         _check_output_path(args.save, "--save")
     if args.plot:
@@ -457,16 +462,14 @@ def cmd_train(args, argv, allow_reexec, t_start):
           f"{args.epochs} epochs | wall time {wall:.1f} s | threads {threads}"
           + (f" | saved {args.save}" if args.save else "")
           + (f" | plot {args.plot}" if args.plot else ""), flush=True)
-    del limits
     return 0
 
 
-def cmd_predict(args, argv, allow_reexec, t_start):
-    limits = None
-    if args.threads is not None:
-        limits = _limit_threads(args.threads, argv, allow_reexec)
+def cmd_predict(args):
+    t_start = args.t_start
     if not os.path.exists(args.model):
         raise CLIError(f"{args.model}: no such file")
+    _check_zip(args.model)
     try:
         model = nn.load(args.model)
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
@@ -501,7 +504,6 @@ def cmd_predict(args, argv, allow_reexec, t_start):
     else:
         print(f"predicted {len(pred)} images of {data.source} (no labels, no "
               f"accuracy) | wall time {wall:.1f} s")
-    del limits
     return 0
 
 
@@ -613,8 +615,12 @@ def main(argv=None, allow_reexec=False):
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, bad options
         return exc.code if isinstance(exc.code, int) else 2
+    args.t_start = t_start
+    limits = None
     try:
-        return args.run(args, argv, allow_reexec, t_start)
+        if args.threads is not None:
+            limits = _limit_threads(args.threads, argv, allow_reexec)
+        return args.run(args)
     except CLIError as exc:
         print(f"cnnext: error: {exc}", file=sys.stderr)
         return 1
@@ -627,3 +633,6 @@ def main(argv=None, allow_reexec=False):
         print(f"cnnext: error: unexpected {type(exc).__name__}: {exc} (set "
               f"CNNEXT_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if limits is not None:  # in-process callers get their thread pools back
+            limits.restore_original_limits()
