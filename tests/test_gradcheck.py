@@ -118,3 +118,11 @@ def test_float32_model_uses_looser_defaults():
     result = gradcheck(model, X, y=np.array([0, 1, 2]))
     assert (result.eps, result.tol) == (1e-3, 1e-2)
     assert result.passed, repr(result)
+
+
+def test_exposed_as_cnnext_gradcheck():
+    """``cnnext.gradcheck`` is the function (needs ``from .gradcheck import
+    gradcheck`` in cnnext/__init__.py)."""
+    import cnnext
+    assert cnnext.gradcheck is gradcheck
+    assert "gradcheck" in cnnext.__all__
