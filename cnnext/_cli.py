@@ -26,6 +26,7 @@ from . import nn
 from ._version import __version__
 
 EXTRA_HINT = 'install it with: pip install "cnnext[examples]"'
+_PIP_NAMES = {"sklearn": "scikit-learn"}
 TEST_FRACTION = 0.2
 DEFAULTS = {"epochs": 20, "batch_size": 32, "seed": 0,
             "lr": {"adam": 0.003, "sgd": 0.05}}
@@ -48,8 +49,9 @@ def _require(module, why):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise CLIError(f"{why} needs {module.split('.')[0]}, which is not "
-                       f"installed; {EXTRA_HINT}") from None
+        name = _PIP_NAMES.get(module.split(".")[0], module.split(".")[0])
+        raise CLIError(f"{why} needs {name}, which is not installed; "
+                       f"{EXTRA_HINT}") from None
 
 
 # --------------------------------------------------------------------------
@@ -459,7 +461,7 @@ def cmd_train(args):
     n_right = int(round(history["test_acc"][-1] * len(test)))
     threads = args.threads if args.threads is not None else "default"
     print(f"test accuracy {history['test_acc'][-1]:.2%} ({n_right}/{len(test)}) after "
-          f"{args.epochs} epochs | wall time {wall:.1f} s | threads {threads}"
+          f"{args.epochs} epoch{'s' * (args.epochs != 1)} | wall time {wall:.1f} s | threads {threads}"
           + (f" | saved {args.save}" if args.save else "")
           + (f" | plot {args.plot}" if args.plot else ""), flush=True)
     return 0

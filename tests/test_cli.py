@@ -105,7 +105,7 @@ def test_train_h5_signs_files_then_predict(capsys, tmp_path, h5_pair):
                            "--dtype", "float64")
     assert status == 0, err
     assert "40 train / 12 test images of shape (12, 12, 3), 6 classes; sgd lr=0.05" in out
-    assert re.search(r"test accuracy \d+\.\d\d% \(\d+/12\) after 1 epochs", out)
+    assert re.search(r"test accuracy \d+\.\d\d% \(\d+/12\) after 1 epoch \|", out)
     assert nn.load(model_path).dtype == np.float64
     status, out, err = run(capsys, "predict", model_path, test, "--quiet")
     assert status == 0, err
@@ -305,7 +305,7 @@ def test_test_needs_data(capsys, npz):
     ("matplotlib", ["--plot", "c.png"], r"--plot needs matplotlib, which is not installed; "
                                         r"install it with: pip install \"cnnext\[examples\]\""),
     ("h5py", ["--data", "x.h5"], r"reading \.h5 files needs h5py, which is not installed"),
-    ("sklearn.datasets", [], r"the default digits data set needs sklearn, which is not installed"),
+    ("sklearn.datasets", [], r"the default digits data set needs scikit-learn, which is not installed"),
 ])
 def test_missing_optional_dependency(capsys, monkeypatch, tmp_path, module, argv, pattern):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
