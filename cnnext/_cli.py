@@ -279,6 +279,22 @@ def course_model(input_shape, n_classes, dtype="float32", seed=0):
     ], input_shape=input_shape, dtype=dtype, seed=seed)
 
 
+def describe(model):
+    """The architecture in the course's notation, e.g. ``CONV 3x3x16 s1 p1 -> RELU ...``."""
+    parts = []
+    for layer in model.layers:
+        if isinstance(layer, nn.Conv2D):
+            parts.append(f"CONV {layer.f}x{layer.f}x{layer.n_C} s{layer.stride} p{layer.pad}")
+        elif isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
+            kind = "MAXPOOL" if isinstance(layer, nn.MaxPool2D) else "AVGPOOL"
+            parts.append(f"{kind} {layer.f}x{layer.f} s{layer.stride}")
+        elif isinstance(layer, nn.Dense):
+            parts.append(f"DENSE {layer.n_out}")
+        else:
+            parts.append(type(layer).__name__.upper())
+    return " -> ".join(parts + ["softmax"])
+
+
 # --------------------------------------------------------------------------
 # Progress
 # --------------------------------------------------------------------------
@@ -429,8 +445,8 @@ def cmd_train(args):
 
     print(f"cnnext {__version__}: training on {train.source}: {len(train)} train / "
           f"{len(test)} test images of shape {train.X.shape[1:]}, {n_classes} classes; "
-          f"{args.optimizer} lr={lr:g}, batch {args.batch_size}, {args.dtype}, "
-          f"seed {args.seed}", flush=True)
+          f"{args.optimizer} lr={lr:g} (cosine decay), batch {args.batch_size}, "
+          f"{args.dtype}, seed {args.seed}\nmodel: {describe(model)}", flush=True)
     progress = Progress(args.epochs, len(train))
     history = {"loss": [], "acc": [], "test_loss": [], "test_acc": []}
     for epoch in range(1, args.epochs + 1):
@@ -555,14 +571,15 @@ def build_parser():
                             "(the course's SIGNS files) or a .npz with X (m,H,W,C) and y")
     train.add_argument("--test", metavar="FILE",
                        help="test data (.h5 with test_set_x/test_set_y, or .npz); "
-                            f"default: the .h5's test_set_* or {TEST_FRACTION:.0%} "
+                            f"default: the .h5's test_set_* or {TEST_FRACTION:.0%}% "
                             "of --data held out")
     train.add_argument("--epochs", type=_positive(int), default=DEFAULTS["epochs"],
                        help="passes over the training data (default %(default)s)")
     train.add_argument("--batch-size", type=_positive(int), default=DEFAULTS["batch_size"],
                        help="images per gradient step (default %(default)s)")
     train.add_argument("--lr", type=_positive(float), default=None,
-                       help="learning rate (default 0.003 for adam, 0.05 for sgd)")
+                       help="initial learning rate, cosine-decayed to 1%% of it by the "
+                            "last epoch (default 0.003 for adam, 0.05 for sgd)")
     train.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                        help="adam, or sgd with momentum 0.9 (default %(default)s)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32",
@@ -612,14 +629,13 @@ def main(argv=None, allow_reexec=False):
     """
     t_start = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, bad options
-        return exc.code if isinstance(exc.code, int) else 2
-    args.t_start = t_start
     limits = None
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version, bad options
+            return exc.code if isinstance(exc.code, int) else 2
+        args.t_start = t_start
         if args.threads is not None:
             limits = _limit_threads(args.threads, argv, allow_reexec)
         return args.run(args)

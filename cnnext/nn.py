@@ -701,10 +701,19 @@ def load(path, dtype=None):
 
 class _Optimizer:
     def __init__(self, lr):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0; got {lr!r}")
-        self.lr = float(lr)
+        self.lr = lr
         self.state = None
+
+    @property
+    def lr(self):
+        """The learning rate, a Python float (so float32 parameters stay float32)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        if not value > 0:
+            raise ValueError(f"lr must be > 0; got {value!r}")
+        self._lr = float(value)
 
     def step(self, model):
         """Update every parameter of ``model`` in place from its gradients."""

@@ -70,6 +70,8 @@ def test_train_npz_save_plot_then_predict(capsys, tmp_path, npz):
     assert status == 0, err
     lines = out.splitlines()
     assert "48 train / 12 test images of shape (8, 8, 1), 3 classes" in lines[0]
+    assert lines[1] == ("model: CONV 3x3x16 s1 p1 -> RELU -> MAXPOOL 2x2 s2 -> CONV 3x3x32 "
+                        "s1 p1 -> RELU -> MAXPOOL 2x2 s2 -> FLATTEN -> DENSE 3 -> softmax")
     epoch_lines = [l for l in lines if l.startswith("epoch")]
     assert len(epoch_lines) == 2
     for line in epoch_lines:  # non-tty: plain lines, no carriage returns
@@ -104,7 +106,7 @@ def test_train_h5_signs_files_then_predict(capsys, tmp_path, h5_pair):
                            "--epochs", 1, "--save", model_path, "--optimizer", "sgd",
                            "--dtype", "float64")
     assert status == 0, err
-    assert "40 train / 12 test images of shape (12, 12, 3), 6 classes; sgd lr=0.05" in out
+    assert "40 train / 12 test images of shape (12, 12, 3), 6 classes; sgd lr=0.05 (cosine decay)" in out
     assert re.search(r"test accuracy \d+\.\d\d% \(\d+/12\) after 1 epoch \|", out)
     assert nn.load(model_path).dtype == np.float64
     status, out, err = run(capsys, "predict", model_path, test, "--quiet")
@@ -271,6 +273,18 @@ def test_predict_errors(capsys, tmp_path, npz, h5_pair):
     status, _, err = run(capsys, "predict", tmp_path / "m.npz", tmp_path / "oor.npz")
     assert_one_line_error(status, err, r"labels out of range: found label 3 but the model "
                                        r"has 3 classes \(0..2\)")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["predict", "--help"],
+                                  ["--version"]])
+def test_help_and_version(capsys, argv):
+    status, out, err = run(capsys, *argv)
+    assert status == 0 and err == ""
+    assert out.startswith("usage: cnnext") or out.startswith("cnnext ")
+    if argv[0] == "train":
+        text = " ".join(out.split())
+        assert "or 20% of --data held out" in text
+        assert "cosine-decayed to 1% of it" in text
 
 
 @pytest.mark.parametrize("argv,pattern", [

@@ -308,6 +308,13 @@ def test_adam_formula():
         np.testing.assert_allclose(model.p, p, rtol=1e-13)
 
 
+def test_learning_rate_stays_a_python_float():
+    # A numpy float64 lr would promote float32 updates to float64 (NEP 50).
+    opt = nn.Adam(np.float64(0.01))
+    opt.lr = np.cos(np.float64(0.5))
+    assert type(opt.lr) is float
+
+
 def test_optimizer_argument_errors():
     with pytest.raises(ValueError, match="lr must be > 0; got 0"):
         nn.SGD(lr=0)
