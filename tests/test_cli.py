@@ -163,6 +163,29 @@ def test_same_seed_same_model(capsys, tmp_path, npz):
     assert not all(np.array_equal(a[k], c[k]) for k in a if k.startswith("param:"))
 
 
+def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch, npz):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    for var in _cli._THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+    seen = []
+    real_fit = _cli.course_model
+
+    def spy(*args, **kwargs):  # runs while the limits are active
+        seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info()
+                    if p["user_api"] == "blas")
+        return real_fit(*args, **kwargs)
+    monkeypatch.setattr(_cli, "course_model", spy)
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1)
+    assert status == 0, err
+    assert out.rstrip().endswith("threads default (BLAS 1)")
+    assert seen and set(seen) == {1}
+    assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")   # the user's choice wins
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1)
+    assert out.rstrip().endswith("threads default")
+
+
 def test_course_model_adapts_filter_sizes():
     small = _cli.course_model((8, 8, 1), 10)
     assert [l.output_shape for l in small.layers[:6]] == [
