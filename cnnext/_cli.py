@@ -354,30 +354,60 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+class _Limits:
+    """Thread limits set for one command; :meth:`restore` undoes them, so that
+    in-process callers of :func:`main` get their thread pools back."""
+
+    def __init__(self):
+        self._undo = []
+
+    def add(self, undo):
+        self._undo.append(undo)
+
+    def __bool__(self):
+        return bool(self._undo)
+
+    def restore(self):
+        while self._undo:
+            self._undo.pop()()
+
+
 def _limit_threads(n, argv, allow_reexec):
-    """Limit BLAS and OpenMP to n threads.
+    """Limit BLAS, OpenMP and cnnext's own kernels to n threads.
 
     With threadpoolctl installed, limit the thread pools already loaded
-    (numpy's BLAS, the kernels' OpenMP). Without it, the pools read their
+    (numpy's BLAS, any OpenMP runtime). Without it, those pools read their
     size from the environment when they load, which happened when numpy
     was imported: when run as ``python -m cnnext``, re-execute the process
-    with the variables set; otherwise warn.
-    Returns the threadpoolctl limiter (to restore the limits), or None.
+    with the variables set; otherwise warn. cnnext's own kernel threads are
+    set with ``cnnext.set_num_threads`` when the build has it.
+
+    Returns
+    -------
+    limits : _Limits
     """
+    import cnnext
+    limits = _Limits()
     try:
         import threadpoolctl
     except ImportError:
-        if all(os.environ.get(v) == str(n) for v in _THREAD_VARS):
-            return None
-        if allow_reexec:
-            env = dict(os.environ, **{v: str(n) for v in _THREAD_VARS})
-            sys.stdout.flush()
-            os.execve(sys.executable, [sys.executable, "-m", "cnnext", *argv], env)
-        print(f"cnnext: warning: --threads {n} needs threadpoolctl when cnnext is "
-              f"run in-process; set OMP_NUM_THREADS={n} OPENBLAS_NUM_THREADS={n} "
-              f"before starting Python instead", file=sys.stderr)
-        return None
-    return threadpoolctl.threadpool_limits(limits=n)
+        if not all(os.environ.get(v) == str(n) for v in _THREAD_VARS):
+            if allow_reexec:
+                env = dict(os.environ, **{v: str(n) for v in _THREAD_VARS})
+                sys.stdout.flush()
+                os.execve(sys.executable, [sys.executable, "-m", "cnnext", *argv], env)
+            print(f"cnnext: warning: --threads {n} limits BLAS only with "
+                  f"threadpoolctl when cnnext is run in-process; set "
+                  f"OMP_NUM_THREADS={n} OPENBLAS_NUM_THREADS={n} before starting "
+                  f"Python instead", file=sys.stderr)
+    else:
+        limits.add(threadpoolctl.threadpool_limits(limits=n).restore_original_limits)
+    set_num_threads = getattr(cnnext, "set_num_threads", None)
+    if set_num_threads is not None:
+        old = cnnext.get_num_threads()
+        set_num_threads(n)
+        limits.add(lambda: set_num_threads(old))
+    return limits
 
 
 def _default_blas_limit():
@@ -387,16 +417,24 @@ def _default_blas_limit():
     cnnext's GEMMs on small images are tiny (e.g. 2048 x 9 x 16 for the
     digits); multi-threaded BLAS spends more time synchronising than
     computing, and on a busy machine its spinning threads make a training
-    step many times slower. OpenMP pools (the kernels') are left alone.
-    Returns the limiter, or None.
+    step many times slower. Other thread pools (cnnext's own kernels,
+    OpenMP) keep their defaults.
+
+    Returns
+    -------
+    limits : _Limits
+        Empty when nothing was limited.
     """
+    limits = _Limits()
     if any(v in os.environ for v in _THREAD_VARS):
-        return None
+        return limits
     try:
         import threadpoolctl
     except ImportError:
-        return None
-    return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        return limits
+    limits.add(threadpoolctl.threadpool_limits(
+        limits=1, user_api="blas").restore_original_limits)
+    return limits
 
 
 # --------------------------------------------------------------------------
@@ -662,7 +700,7 @@ def main(argv=None, allow_reexec=False):
             limits = _limit_threads(args.threads, argv, allow_reexec)
         else:
             limits = _default_blas_limit()
-        args.default_threads = "default (BLAS 1)" if limits is not None else "default"
+        args.default_threads = "default (BLAS 1)" if limits else "default"
         return args.run(args)
     except CLIError as exc:
         print(f"cnnext: error: {exc}", file=sys.stderr)
@@ -677,5 +715,5 @@ def main(argv=None, allow_reexec=False):
               f"CNNEXT_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
     finally:
-        if limits is not None:  # in-process callers get their thread pools back
-            limits.restore_original_limits()
+        if limits is not None:
+            limits.restore()

@@ -186,6 +186,22 @@ def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch,
     assert out.rstrip().endswith("threads default")
 
 
+def test_threads_option_sets_and_restores_cnnext_kernel_threads(capsys, monkeypatch, npz):
+    import cnnext
+    state = {"n": 7}
+    calls = []
+
+    def set_num_threads(n):
+        calls.append(n)
+        state["n"] = n
+    monkeypatch.setattr(cnnext, "set_num_threads", set_num_threads, raising=False)
+    monkeypatch.setattr(cnnext, "get_num_threads", lambda: state["n"], raising=False)
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 3)
+    assert status == 0, err
+    assert calls == [3, 7]
+    assert out.rstrip().endswith("threads 3")
+
+
 def test_course_model_adapts_filter_sizes():
     small = _cli.course_model((8, 8, 1), 10)
     assert [l.output_shape for l in small.layers[:6]] == [
