@@ -14,6 +14,15 @@ Set ``CNNEXT_DEBUG=1`` to get the traceback instead.
 
 The optional dependencies (scikit-learn, h5py, matplotlib, threadpoolctl)
 are imported only when the option that needs them is used.
+
+Threads: ``--threads N`` limits BLAS and OpenMP (through threadpoolctl) and
+cnnext's own kernel threads to N; without threadpoolctl, ``python -m cnnext``
+re-executes itself with ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``... set,
+since BLAS reads them only when numpy loads. Without ``--threads``, BLAS runs
+single-threaded (when threadpoolctl is installed and no ``*_NUM_THREADS``
+variable is set): the GEMMs of small images are too small to share, and
+spinning BLAS threads slow a busy machine down several times. Results are
+deterministic for a given seed and thread setting.
 """
 import argparse
 import os
@@ -267,6 +276,20 @@ def course_model(input_shape, n_classes, dtype="float32", seed=0):
     filters, same padding) -> RELU -> MAXPOOL(p2) -> FLATTEN -> DENSE(n_classes),
     trained through a softmax. For 8x8 digits: f1=3, p1=p2=2 (8 -> 4 -> 2). For
     the course's 64x64 SIGNS: f1=5, p1=8, p2=4 (64 -> 8 -> 2), the course's pools.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        (n_H, n_W, n_C) of one image.
+    n_classes : int
+    dtype : {"float32", "float64"}
+    seed : int
+        Seed of the initial weights.
+
+    Returns
+    -------
+    model : cnnext.nn.Sequential
+        Built, ready to train.
     """
     side = min(input_shape[0], input_shape[1])
     f1 = 3 if side <= 16 else 5
