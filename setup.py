@@ -30,7 +30,8 @@ extensions = [
     Extension(
         f"cnnext.{name}",
         [f"cnnext/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        depends=["cnnext/_window_ops.h", "cnnext/_conv_direct.h"],
+        include_dirs=[np.get_include(), "cnnext"],
         define_macros=macros,
         extra_compile_args=compile_args,
     )

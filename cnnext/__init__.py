@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 
 from . import _conv, _pool
+from ._parallel import for_slices, get_num_threads, set_num_threads
 from ._version import __version__
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "pool_backward",
     "create_mask_from_window",
     "distribute_value",
+    "get_num_threads",
+    "set_num_threads",
     "__version__",
 ]
 
@@ -228,7 +231,7 @@ def conv_single_step(a_slice_prev, W, b):
     """
     a = _as_real_array(a_slice_prev, "a_slice_prev")
     W = _as_real_array(W, "W")
-    b = _as_real_array(b, "b")
+    b_given, b = b, _as_real_array(b, "b")
     if a.ndim != 3:
         raise ValueError(f"a_slice_prev must be a 3-D array of shape (f, f, "
                          f"n_C_prev); got a {a.ndim}-D array of shape {a.shape}")
@@ -238,7 +241,8 @@ def conv_single_step(a_slice_prev, W, b):
     if b.size != 1:
         raise ValueError(f"b must be a single number (shape (1, 1, 1), () or a "
                          f"scalar); got shape {b.shape}")
-    dtype = _compute_dtype(a, W, b)
+    # A Python number b is "weak" (NEP 50): float32 a and W stay float32.
+    dtype = _compute_dtype(a, W, b_given if np.isscalar(b_given) else b)
     a = a.astype(dtype, copy=False).ravel()
     W = W.astype(dtype, copy=False).ravel()
     return dtype.type(np.dot(a, W) + b.astype(dtype).reshape(()))
@@ -377,9 +381,12 @@ def pool_forward(A_prev, hparameters, mode="max"):
     A, f, stride, out_shape = _pool_geometry(A_prev, hparameters)
     _check_mode(mode)
     dtype = _compute_dtype(A)
+    A_c = np.ascontiguousarray(A, dtype=dtype)
     out = np.empty(out_shape, dtype=dtype)
-    _pool.pool_forward(np.ascontiguousarray(A, dtype=dtype), out, f, stride,
-                       mode == "max")
+    is_max = mode == "max"
+    for_slices(lambda i0, i1: _pool.pool_forward(A_c[i0:i1], out[i0:i1], f,
+                                                       stride, is_max),
+                     out.shape[0], A_c.size)
     return out, (A_prev, hparameters)
 
 
@@ -423,11 +430,14 @@ def pool_backward(dA, cache, mode="max"):
     dA = _as_real_array(dA, "dA")
     _check_grad_shape(dA, "dA", out_shape, "pool_forward")
     dtype = _compute_dtype(A, dA)
+    A_c = np.ascontiguousarray(A, dtype=dtype)
+    dA_c = np.ascontiguousarray(dA, dtype=dtype)
     dA_prev = np.zeros(A.shape, dtype=dtype)
-    window_max = np.empty(A.shape[3], dtype=dtype)
-    _pool.pool_backward(np.ascontiguousarray(A, dtype=dtype),
-                        np.ascontiguousarray(dA, dtype=dtype),
-                        dA_prev, window_max, f, stride, mode == "max")
+    is_max = mode == "max"
+    for_slices(lambda i0, i1: _pool.pool_backward(A_c[i0:i1], dA_c[i0:i1],
+                                                        dA_prev[i0:i1], f, stride,
+                                                        is_max),
+                     A_c.shape[0], A_c.size)
     return dA_prev
 
 

@@ -14,6 +14,37 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from ._parallel import MIN_WORK_PER_THREAD, for_slices
+
+cdef extern from "_conv_direct.h" nogil:
+    enum:
+        CNX_VL_f
+        CNX_VL_d
+    void cnx_conv_direct_row_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
+                               const float* w, const float* bias, Py_ssize_t f,
+                               Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
+                               Py_ssize_t y0, Py_ssize_t n_W, float* z)
+    void cnx_conv_direct_row_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
+                               const double* w, const double* bias, Py_ssize_t f,
+                               Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
+                               Py_ssize_t y0, Py_ssize_t n_W, double* z)
+    void cnx_conv_direct_backward_row_f(const float* a, float* da, Py_ssize_t Wp,
+                                        Py_ssize_t C, const float* dz, const float* wt,
+                                        float* dw, Py_ssize_t f, Py_ssize_t nC,
+                                        Py_ssize_t nC_pad, Py_ssize_t K_pad,
+                                        Py_ssize_t stride, Py_ssize_t n_W,
+                                        float* dz_pad, float* dcol)
+    void cnx_conv_direct_backward_row_d(const double* a, double* da, Py_ssize_t Wp,
+                                        Py_ssize_t C, const double* dz, const double* wt,
+                                        double* dw, Py_ssize_t f, Py_ssize_t nC,
+                                        Py_ssize_t nC_pad, Py_ssize_t K_pad,
+                                        Py_ssize_t stride, Py_ssize_t n_W,
+                                        double* dz_pad, double* dcol)
+
+# Up to this many input channels the direct kernel beats im2row + GEMM: the
+# im2row rows (f*f*n_C_prev long) are too short for BLAS to run well.
+DIRECT_MAX_CHANNELS = 4
+
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache
 # between the copy and the GEMM that reads them.
 cdef enum:
@@ -24,10 +55,9 @@ cdef inline void _window_span(Py_ssize_t start, Py_ssize_t f, Py_ssize_t size,
                               Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     """[lo, hi): the offsets within a window starting at ``start`` that fall
     inside [0, size); the others read the zero padding."""
-    lo[0] = -start if start < 0 else 0
-    hi[0] = size - start if start + f > size else f
-    if hi[0] < lo[0]:
-        hi[0] = lo[0]
+    # Both clamped to [0, f]: with pad >= f a window can lie wholly in the padding.
+    lo[0] = min(max(-start, 0), f)
+    hi[0] = min(max(size - start, lo[0]), f)
 
 
 cdef void _im2row(const floating[:, :, :, ::1] A, floating[:, ::1] rows,
@@ -91,41 +121,201 @@ def _chunk_rows(Py_ssize_t n_rows, Py_ssize_t row_len, Py_ssize_t itemsize):
     return max(1, min(n_rows, CHUNK_BYTES // per_row))
 
 
-def conv_forward(const floating[:, :, :, ::1] A, W2, b, Z,
-                 Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
-    """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C)."""
-    cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2]
-    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
-    cdef Py_ssize_t total = Z.shape[0] * n_H * n_W
-    cdef Py_ssize_t chunk = _chunk_rows(total, K, Z.itemsize)
-    cdef Py_ssize_t row0, n
+def _conv_forward_direct(const floating[:, :, :, ::1] A_pad,
+                         const floating[:, ::1] W_pad, const floating[::1] bias_pad,
+                         floating[:, :, :, ::1] Z, Py_ssize_t f, Py_ssize_t stride):
+    """Z = conv(A_pad, W) + b, reading windows in place (see _conv_direct.h)."""
+    cdef Py_ssize_t i, h, Wp = A_pad.shape[2], C = A_pad.shape[3]
+    cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2], nC = Z.shape[3]
+    cdef Py_ssize_t nC_pad = W_pad.shape[1]
+    with nogil:
+        for i in range(Z.shape[0]):
+            for h in range(n_H):
+                if floating is float:
+                    cnx_conv_direct_row_f(&A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0],
+                                          &bias_pad[0], f, nC, nC_pad, stride,
+                                          h * stride, n_W, &Z[i, h, 0, 0])
+                else:
+                    cnx_conv_direct_row_d(&A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0],
+                                          &bias_pad[0], f, nC, nC_pad, stride,
+                                          h * stride, n_W, &Z[i, h, 0, 0])
+
+
+def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
+                          floating[:, :, :, ::1] dA_pad,
+                          const floating[:, :, :, ::1] dZ, const floating[:, ::1] Wt,
+                          floating[:, ::1] dW_acc, Py_ssize_t f, Py_ssize_t stride):
+    """dA_pad += conv input gradient, dW_acc += weight gradient (see _conv_direct.h)."""
+    cdef Py_ssize_t i, h, Wp = A_pad.shape[2], C = A_pad.shape[3]
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], nC = dZ.shape[3]
+    cdef Py_ssize_t nC_pad = dW_acc.shape[1], K_pad = Wt.shape[1]
+    dtype = np.asarray(dW_acc).dtype
+    cdef floating[::1] dz_pad = np.empty(nC_pad, dtype=dtype)
+    cdef floating[::1] dcol = np.empty(K_pad, dtype=dtype)
+    with nogil:
+        for i in range(dZ.shape[0]):
+            for h in range(n_H):
+                if floating is float:
+                    cnx_conv_direct_backward_row_f(
+                        &A_pad[i, h * stride, 0, 0], &dA_pad[i, h * stride, 0, 0], Wp, C,
+                        &dZ[i, h, 0, 0], &Wt[0, 0], &dW_acc[0, 0], f, nC, nC_pad, K_pad,
+                        stride, n_W, &dz_pad[0], &dcol[0])
+                else:
+                    cnx_conv_direct_backward_row_d(
+                        &A_pad[i, h * stride, 0, 0], &dA_pad[i, h * stride, 0, 0], Wp, C,
+                        &dZ[i, h, 0, 0], &Wt[0, 0], &dW_acc[0, 0], f, nC, nC_pad, K_pad,
+                        stride, n_W, &dz_pad[0], &dcol[0])
+
+
+def _use_direct(A, Z):
+    return 1 <= A.shape[3] <= DIRECT_MAX_CHANNELS and Z.size > 0
+
+
+def _lanes_multiple(n, dtype):
+    """n rounded up to a whole number of the direct kernels' vectors."""
+    lanes = CNX_VL_f if dtype == np.float32 else CNX_VL_d
+    return -(-n // lanes) * lanes
+
+
+def _zero_padded(A, Py_ssize_t pad, dtype):
+    if pad == 0:
+        return np.asarray(A)
+    m, H, Wd, C = A.shape
+    A_pad = np.zeros((m, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
+    A_pad[:, pad:pad + H, pad:pad + Wd] = A
+    return A_pad
+
+
+def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
+                                 Py_ssize_t stride, Py_ssize_t pad):
+    """conv_backward for narrow inputs: windows read and written in place."""
+    m, H, Wd, C = dA.shape
+    K, n_C = W2.shape
+    dtype = dA.dtype
+    A_pad = _zero_padded(A, pad, dtype)
+    dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA
+    Wt = np.zeros((n_C, _lanes_multiple(K, dtype)), dtype=dtype)
+    Wt[:, :K] = W2.T
+    partial_dW = {}
+
+    def run_block(i0, i1):
+        dW_acc = np.zeros((K, _lanes_multiple(n_C, dtype)), dtype=dtype)
+        _conv_backward_direct(A_pad[i0:i1], dA_pad[i0:i1], dZ[i0:i1], Wt, dW_acc,
+                              f, stride)
+        return dW_acc
+
+    _reduce_over_blocks(run_block, m, dZ.size * K, dW2, calls_blas=False)
+    if pad:
+        dA[...] = dA_pad[:, pad:pad + H, pad:pad + Wd]
+
+
+def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
+    """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C).
+
+    A is C-contiguous NHWC, W2 the filters as (f*f*n_C_prev, n_C), all of
+    Z's dtype.
+    """
+    if Z.size == 0:
+        return
+    K, n_C = W2.shape
+    if _use_direct(A, Z):
+        W_pad = np.zeros((K, _lanes_multiple(n_C, Z.dtype)), dtype=Z.dtype)
+        W_pad[:, :n_C] = W2
+        bias_pad = np.zeros(W_pad.shape[1], dtype=Z.dtype)
+        bias_pad[:n_C] = b.ravel()
+        A_pad = _zero_padded(A, pad, Z.dtype)
+        for_slices(lambda i0, i1: _conv_forward_direct(
+                       A_pad[i0:i1], W_pad, bias_pad, Z[i0:i1], f, stride),
+                   Z.shape[0], Z.size * K)
+        return
+    # im2row: output pixels are independent, so threads split the rows.
+    total = Z.size // n_C
     Z2 = Z.reshape(total, n_C)
-    scratch = np.empty((chunk, K), dtype=Z.dtype)
+    for_slices(lambda r0, r1: _forward_rows(A, W2, Z2, r0, r1, f, stride, pad,
+                                            Z.shape[1], Z.shape[2]),
+               total, total * K * n_C, MIN_GEMM_WORK, calls_blas=True)
+    np.add(Z2, b.reshape(n_C), out=Z2)
+
+
+# Multiply-adds below which splitting an im2row convolution over threads
+# costs more than it saves.
+MIN_GEMM_WORK = 1 << 22
+
+
+def _forward_rows(const floating[:, :, :, ::1] A, W2, Z2, Py_ssize_t row_begin,
+                  Py_ssize_t row_end, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
+    """Z2[row_begin:row_end] = im2row rows @ W2, chunk by chunk."""
+    cdef Py_ssize_t K = W2.shape[0]
+    cdef Py_ssize_t chunk = _chunk_rows(row_end - row_begin, K, Z2.itemsize)
+    cdef Py_ssize_t row0, n
     cdef floating[:, ::1] rows
-    for row0 in range(0, total, chunk):
-        n = min(chunk, total - row0)
+    scratch = np.empty((chunk, K), dtype=Z2.dtype)
+    for row0 in range(row_begin, row_end, chunk):
+        n = min(chunk, row_end - row0)
         rows = scratch[:n]
         with nogil:
             _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
         # numpy's matmul releases the GIL inside BLAS.
         np.matmul(scratch[:n], W2, out=Z2[row0:row0 + n])
-    np.add(Z2, b.reshape(n_C), out=Z2)
 
 
-def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
-                  Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
-    """Accumulate dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
+def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad):
+    """Fill dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
+    if dZ.size == 0:
+        return
+    if _use_direct(A, dZ):
+        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad)
+        return
+    # Images are split between threads: the windows of one image overlap in
+    # dA, those of different images never do.
+    _reduce_over_blocks(
+        lambda i0, i1: _backward_images(A[i0:i1], W2, dZ[i0:i1], dA[i0:i1],
+                                        f, stride, pad),
+        dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, calls_blas=True)
+
+
+# The batch is cut into this many blocks (fewer for small batches) whatever
+# the number of threads, and each block's weight gradient is summed in batch
+# order: results are the same bit for bit with any thread count.
+REDUCTION_BLOCKS = 8
+
+
+def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, bint calls_blas):
+    """out[...] = sum over fixed blocks of images of block_gradient(i0, i1)."""
+    cdef Py_ssize_t n_blocks = min(m, REDUCTION_BLOCKS)
+    bounds = [m * k // n_blocks for k in range(n_blocks + 1)]
+    partial = [None] * n_blocks
+
+    def run_blocks(b0, b1):
+        for k in range(b0, b1):
+            partial[k] = block_gradient(bounds[k], bounds[k + 1])
+
+    for_slices(run_blocks, n_blocks, work,
+               MIN_GEMM_WORK if calls_blas else MIN_WORK_PER_THREAD,
+               calls_blas=calls_blas)
+    total = partial[0]
+    for k in range(1, n_blocks):
+        total = total + partial[k]
+    out[...] = total[:, :out.shape[1]]
+
+
+def _backward_images(const floating[:, :, :, ::1] A, W2, dZ, dA, Py_ssize_t f,
+                     Py_ssize_t stride, Py_ssize_t pad):
+    """dA += input gradient of these images; return their weight gradient."""
     cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2]
     cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
     cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
     cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
     cdef Py_ssize_t row0, n
     cdef floating[:, :, :, ::1] dA_view = dA
+    cdef floating[:, ::1] rows
     dZ2 = dZ.reshape(total, n_C)
     scratch = np.empty((chunk, K), dtype=dZ.dtype)
     dW_part = np.empty((K, n_C), dtype=dZ.dtype)
+    dW2 = np.zeros((K, n_C), dtype=dZ.dtype)
     W2T = W2.T
-    cdef floating[:, ::1] rows
     for row0 in range(0, total, chunk):
         n = min(chunk, total - row0)
         rows = scratch[:n]
@@ -138,3 +328,4 @@ def conv_backward(const floating[:, :, :, ::1] A, W2, dZ, dA, dW2,
         np.matmul(dZ_chunk, W2T, out=scratch[:n])
         with nogil:
             _row2im_add(rows, dA_view, row0, f, stride, pad, n_H, n_W)
+    return dW2

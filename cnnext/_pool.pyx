@@ -1,4 +1,4 @@
-"""Pooling kernels, channel axis innermost.
+"""Pooling kernels: loops over the windows, channel math in _window_ops.h.
 
 Private: every argument was validated by ``cnnext/__init__.py``. Arrays are
 C-contiguous NHWC of one floating dtype. Windows start at (h * stride,
@@ -6,91 +6,88 @@ w * stride) and never leave the input (pooling has no padding).
 """
 from cython cimport floating
 
-
-cdef void _window_max(const floating[:, :, :, ::1] A, Py_ssize_t i,
-                      Py_ssize_t y0, Py_ssize_t x0, Py_ssize_t f,
-                      floating* out) noexcept nogil:
-    """out[c] = max of A[i, y0:y0+f, x0:x0+f, c]; NaN wins, as in np.max."""
-    cdef Py_ssize_t C = A.shape[3], di, dj, c
-    cdef const floating* src = &A[i, y0, x0, 0]
-    cdef floating v
-    for c in range(C):
-        out[c] = src[c]
-    for di in range(f):
-        for dj in range(f):
-            src = &A[i, y0 + di, x0 + dj, 0]
-            for c in range(C):
-                v = src[c]
-                if v > out[c] or v != v:
-                    out[c] = v
+import numpy as np
 
 
-cdef void _window_mean(const floating[:, :, :, ::1] A, Py_ssize_t i,
-                       Py_ssize_t y0, Py_ssize_t x0, Py_ssize_t f,
-                       floating* out) noexcept nogil:
-    """out[c] = mean of A[i, y0:y0+f, x0:x0+f, c]."""
-    cdef Py_ssize_t C = A.shape[3], di, dj, c
-    cdef const floating* src
-    for c in range(C):
-        out[c] = 0
-    for di in range(f):
-        for dj in range(f):
-            src = &A[i, y0 + di, x0 + dj, 0]
-            for c in range(C):
-                out[c] += src[c]
-    for c in range(C):
-        out[c] /= f * f
+cdef extern from "_window_ops.h" nogil:
+    void cnx_window_max_f(const float* a, Py_ssize_t row_stride, Py_ssize_t f,
+                          Py_ssize_t C, float* out)
+    void cnx_window_max_d(const double* a, Py_ssize_t row_stride, Py_ssize_t f,
+                          Py_ssize_t C, double* out)
+    void cnx_window_mean_f(const float* a, Py_ssize_t row_stride, Py_ssize_t f,
+                           Py_ssize_t C, float* out)
+    void cnx_window_mean_d(const double* a, Py_ssize_t row_stride, Py_ssize_t f,
+                           Py_ssize_t C, double* out)
+    void cnx_window_max_backward_f(const float* a, float* da, Py_ssize_t row_stride,
+                                   Py_ssize_t f, Py_ssize_t C, const float* grad,
+                                   float* window_max)
+    void cnx_window_max_backward_d(const double* a, double* da, Py_ssize_t row_stride,
+                                   Py_ssize_t f, Py_ssize_t C, const double* grad,
+                                   double* window_max)
+    void cnx_window_mean_backward_f(float* da, Py_ssize_t row_stride, Py_ssize_t f,
+                                    Py_ssize_t C, const float* grad)
+    void cnx_window_mean_backward_d(double* da, Py_ssize_t row_stride, Py_ssize_t f,
+                                    Py_ssize_t C, const double* grad)
+
+
+cdef inline void _window_forward(const floating* a, Py_ssize_t row_stride,
+                                 Py_ssize_t f, Py_ssize_t C, bint is_max,
+                                 floating* out) noexcept nogil:
+    if floating is float:
+        if is_max:
+            cnx_window_max_f(a, row_stride, f, C, out)
+        else:
+            cnx_window_mean_f(a, row_stride, f, C, out)
+    else:
+        if is_max:
+            cnx_window_max_d(a, row_stride, f, C, out)
+        else:
+            cnx_window_mean_d(a, row_stride, f, C, out)
+
+
+cdef inline void _window_backward(const floating* a, floating* da,
+                                  Py_ssize_t row_stride, Py_ssize_t f, Py_ssize_t C,
+                                  const floating* grad, bint is_max,
+                                  floating* window_max) noexcept nogil:
+    if floating is float:
+        if is_max:
+            cnx_window_max_backward_f(a, da, row_stride, f, C, grad, window_max)
+        else:
+            cnx_window_mean_backward_f(da, row_stride, f, C, grad)
+    else:
+        if is_max:
+            cnx_window_max_backward_d(a, da, row_stride, f, C, grad, window_max)
+        else:
+            cnx_window_mean_backward_d(da, row_stride, f, C, grad)
 
 
 def pool_forward(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] out,
                  Py_ssize_t f, Py_ssize_t stride, bint is_max):
     """out[i, h, w, :] = max or mean of the window of output pixel (h, w)."""
-    cdef Py_ssize_t i, h, w
-    if out.shape[3] == 0:
+    cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
+    if C == 0:
         return
     with nogil:
         for i in range(out.shape[0]):
             for h in range(out.shape[1]):
                 for w in range(out.shape[2]):
-                    if is_max:
-                        _window_max(A, i, h * stride, w * stride, f, &out[i, h, w, 0])
-                    else:
-                        _window_mean(A, i, h * stride, w * stride, f, &out[i, h, w, 0])
+                    _window_forward(&A[i, h * stride, w * stride, 0], row_stride,
+                                    f, C, is_max, &out[i, h, w, 0])
 
 
 def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] dA,
-                  floating[:, :, :, ::1] dA_prev, floating[::1] window_max,
-                  Py_ssize_t f, Py_ssize_t stride, bint is_max):
-    """Add to dA_prev (zeroed, shape of A) the gradient flowing back from dA.
-
-    Max mode sends dA to every entry equal to its window's max (the seed's
-    ``x == np.max(x)`` mask, ties included); average mode spreads dA / f**2
-    evenly. ``window_max`` is scratch of length n_C.
-    """
-    cdef Py_ssize_t C = A.shape[3], i, h, w, di, dj, c, y0, x0
-    cdef const floating* src
-    cdef const floating* grad
-    cdef floating* dst
-    cdef floating share
+                  floating[:, :, :, ::1] dA_prev, Py_ssize_t f, Py_ssize_t stride,
+                  bint is_max):
+    """Add to dA_prev (zeroed, shape of A) the gradient flowing back from dA."""
+    cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
     if C == 0:
         return
+    cdef floating[::1] window_max = np.empty(C, dtype=np.asarray(dA_prev).dtype)
     with nogil:
         for i in range(dA.shape[0]):
             for h in range(dA.shape[1]):
                 for w in range(dA.shape[2]):
-                    y0 = h * stride
-                    x0 = w * stride
-                    grad = &dA[i, h, w, 0]
-                    if is_max:
-                        _window_max(A, i, y0, x0, f, &window_max[0])
-                    for di in range(f):
-                        for dj in range(f):
-                            dst = &dA_prev[i, y0 + di, x0 + dj, 0]
-                            if is_max:
-                                src = &A[i, y0 + di, x0 + dj, 0]
-                                for c in range(C):
-                                    if src[c] == window_max[c]:
-                                        dst[c] += grad[c]
-                            else:
-                                for c in range(C):
-                                    dst[c] += grad[c] / (f * f)
+                    _window_backward(&A[i, h * stride, w * stride, 0],
+                                     &dA_prev[i, h * stride, w * stride, 0],
+                                     row_stride, f, C, &dA[i, h, w, 0], is_max,
+                                     &window_max[0])

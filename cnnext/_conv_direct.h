@@ -1,0 +1,123 @@
+/* Direct convolution of one output row, for layers with few input channels.
+ *
+ * With n_C_prev of 1 or 3, im2row copies every input f*f times to build a
+ * matrix whose rows are too short for BLAS to run well. Here the window is
+ * read in place instead, and PIX output pixels x VL output channels are
+ * accumulated in vector registers (GCC vector extensions). Compiled for several instruction sets, picked at load
+ * time (see _window_ops.h).
+ *
+ * Layouts: `a` is one zero-padded NHWC image (Hp, Wp, C); `w` the filters as
+ * (f, f, C, nC_pad) and `bias` (nC_pad,) with the channel axis zero-padded
+ * to a multiple of CNX_VL_f / CNX_VL_d; `z` one output row (n_W, nC).
+ */
+#ifndef CNNEXT_CONV_DIRECT_H
+#define CNNEXT_CONV_DIRECT_H
+
+#include <stddef.h>
+#include "_window_ops.h" /* CNX_DISPATCH */
+
+#define CNX_PIX 4
+
+/* 64-byte GCC vectors: one AVX-512 register, two AVX2 or four SSE ones.
+ * aligned(sizeof(T)) lets them load from any element address. */
+typedef float cnx_vec_f __attribute__((vector_size(64), aligned(4)));
+typedef double cnx_vec_d __attribute__((vector_size(64), aligned(8)));
+enum { CNX_VL_f = 16, CNX_VL_d = 8 };
+
+#define CNX_DEFINE_CONV_DIRECT(T, SUFFIX)                                             \
+CNX_DISPATCH static void cnx_conv_direct_row_##SUFFIX(                                \
+        const T *restrict a, ptrdiff_t Wp, ptrdiff_t C,                               \
+        const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
+        ptrdiff_t nC_pad, ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t n_W,              \
+        T *restrict z)                                                                \
+{                                                                                     \
+    for (ptrdiff_t w0 = 0; w0 < n_W; w0 += CNX_PIX) {                                 \
+        const ptrdiff_t n_pix = n_W - w0 < CNX_PIX ? n_W - w0 : CNX_PIX;              \
+        /* Pixels past the row's end recompute the last one (never stored), */        \
+        /* so that no read leaves the image. */                                       \
+        ptrdiff_t offset[CNX_PIX];                                                    \
+        for (ptrdiff_t p = 0; p < CNX_PIX; p++)                                       \
+            offset[p] = (p < n_pix ? p : n_pix - 1) * stride * C;                     \
+        for (ptrdiff_t nb = 0; nb < nC_pad; nb += CNX_VL_##SUFFIX) {                  \
+            const cnx_vec_##SUFFIX b = *(const cnx_vec_##SUFFIX *)(bias + nb);        \
+            cnx_vec_##SUFFIX acc0 = b, acc1 = b, acc2 = b, acc3 = b;                  \
+            for (ptrdiff_t di = 0; di < f; di++)                                      \
+                for (ptrdiff_t dj = 0; dj < f; dj++) {                                \
+                    const T *restrict src = a + ((y0 + di) * Wp + w0 * stride + dj) * C; \
+                    const T *restrict wsrc = w + (di * f + dj) * C * nC_pad + nb;     \
+                    for (ptrdiff_t c = 0; c < C; c++) {                               \
+                        const cnx_vec_##SUFFIX wv =                                   \
+                            *(const cnx_vec_##SUFFIX *)(wsrc + c * nC_pad);           \
+                        acc0 += src[offset[0] + c] * wv;                              \
+                        acc1 += src[offset[1] + c] * wv;                              \
+                        acc2 += src[offset[2] + c] * wv;                              \
+                        acc3 += src[offset[3] + c] * wv;                              \
+                    }                                                                 \
+                }                                                                     \
+            const cnx_vec_##SUFFIX acc[CNX_PIX] = {acc0, acc1, acc2, acc3};           \
+            const ptrdiff_t n_out = nC - nb < CNX_VL_##SUFFIX ? nC - nb : CNX_VL_##SUFFIX; \
+            for (ptrdiff_t p = 0; p < n_pix; p++)                                     \
+                for (ptrdiff_t k = 0; k < n_out; k++)                                 \
+                    z[(w0 + p) * nC + nb + k] = acc[p][k];                            \
+        }                                                                             \
+    }                                                                                 \
+}
+
+CNX_DEFINE_CONV_DIRECT(float, f)
+CNX_DEFINE_CONV_DIRECT(double, d)
+
+/* Backward of one output row h of image i, for the same narrow layers.
+ *
+ * `a` and `da` point at row h * stride of the zero-padded image and of its
+ * gradient (Hp, Wp, C); `dz` is the row's output gradient (n_W, nC);
+ * `wt` holds the filters transposed, (nC, K_pad) with K = f*f*C padded to a
+ * multiple of the vector length; `dw` accumulates (K, nC_pad); `dz_pad` and
+ * `dcol` are scratch of nC_pad and K_pad elements.
+ *
+ * Input gradient: for each output pixel, dcol = W2 @ dz (its K window
+ * gradients, vectorised over K) is added onto the window in place: the
+ * im2row matrix is never built. Weight gradient: dw[k, :] += a_k * dz for the
+ * K window inputs a_k, vectorised over the output channels.
+ */
+#define CNX_DEFINE_CONV_DIRECT_BACKWARD(T, SUFFIX)                                    \
+CNX_DISPATCH static void cnx_conv_direct_backward_row_##SUFFIX(                       \
+        const T *restrict a, T *restrict da, ptrdiff_t Wp, ptrdiff_t C,               \
+        const T *restrict dz, const T *restrict wt, T *restrict dw,                   \
+        ptrdiff_t f, ptrdiff_t nC, ptrdiff_t nC_pad, ptrdiff_t K_pad,                 \
+        ptrdiff_t stride, ptrdiff_t n_W, T *restrict dz_pad, T *restrict dcol)        \
+{                                                                                     \
+    const ptrdiff_t fC = f * C;                                                       \
+    for (ptrdiff_t k = 0; k < nC_pad; k++) dz_pad[k] = 0;                             \
+    for (ptrdiff_t w = 0; w < n_W; w++) {                                             \
+        const T *restrict g = dz + w * nC;                                            \
+        for (ptrdiff_t n = 0; n < nC; n++) dz_pad[n] = g[n];                          \
+        for (ptrdiff_t kb = 0; kb < K_pad; kb += CNX_VL_##SUFFIX) {                   \
+            cnx_vec_##SUFFIX acc = {0};                                               \
+            for (ptrdiff_t n = 0; n < nC; n++)                                        \
+                acc += g[n] * *(const cnx_vec_##SUFFIX *)(wt + n * K_pad + kb);       \
+            *(cnx_vec_##SUFFIX *)(dcol + kb) = acc;                                   \
+        }                                                                             \
+        for (ptrdiff_t di = 0; di < f; di++) {                                        \
+            const ptrdiff_t at = di * Wp * C + w * stride * C;                        \
+            T *restrict dst = da + at;                                                \
+            const T *restrict src = a + at;                                           \
+            const T *restrict grad = dcol + di * fC;                                  \
+            for (ptrdiff_t k = 0; k < fC; k++) dst[k] += grad[k];                     \
+            for (ptrdiff_t k = 0; k < fC; k++) {                                      \
+                T *restrict row = dw + (di * fC + k) * nC_pad;                        \
+                const T av = src[k];                                                  \
+                for (ptrdiff_t nb = 0; nb < nC_pad; nb += CNX_VL_##SUFFIX)            \
+                    *(cnx_vec_##SUFFIX *)(row + nb) +=                                \
+                        av * *(const cnx_vec_##SUFFIX *)(dz_pad + nb);                \
+            }                                                                         \
+        }                                                                             \
+    }                                                                                 \
+}
+
+CNX_DEFINE_CONV_DIRECT_BACKWARD(float, f)
+CNX_DEFINE_CONV_DIRECT_BACKWARD(double, d)
+
+#undef CNX_DEFINE_CONV_DIRECT
+#undef CNX_DEFINE_CONV_DIRECT_BACKWARD
+
+#endif /* CNNEXT_CONV_DIRECT_H */

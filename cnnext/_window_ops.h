@@ -1,0 +1,98 @@
+/* Channel-vector math on one pooling window, for float and double.
+ *
+ * A window is f x f pixels of an NHWC image: `a` points at its top-left
+ * pixel, consecutive pixels of a window row are C elements apart and
+ * consecutive window rows `row_stride` elements apart. The channel loops are
+ * the innermost ones, written here in plain C with `restrict` so that the
+ * compiler vectorises them, and compiled for several instruction sets with
+ * the right one picked at load time (GCC's target_clones): wheels stay
+ * portable to any x86-64 and still use AVX2 / AVX-512 where the CPU has it.
+ */
+#ifndef CNNEXT_WINDOW_OPS_H
+#define CNNEXT_WINDOW_OPS_H
+
+#include <stddef.h>
+
+/* Clones are picked by CPU features (x86-64-v4: AVX-512, v3: AVX2 + FMA),
+ * not by CPU model: "arch=skylake-avx512" would match no newer or AMD CPU. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && __GNUC__ >= 12
+#define CNX_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define CNX_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CNX_DISPATCH
+#endif
+
+#define CNX_DEFINE_WINDOW_OPS(T, SUFFIX)                                              \
+/* out[c] = max of the window's channel c; a NaN wins, as in np.max. */               \
+CNX_DISPATCH static void cnx_window_max_##SUFFIX(                                     \
+        const T *restrict a, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,          \
+        T *restrict out)                                                              \
+{                                                                                     \
+    for (ptrdiff_t c = 0; c < C; c++) out[c] = a[c];                                  \
+    for (ptrdiff_t di = 0; di < f; di++)                                              \
+        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
+            const T *restrict src = a + di * row_stride + dj * C;                     \
+            for (ptrdiff_t c = 0; c < C; c++) {                                       \
+                T v = src[c], m = out[c];                                             \
+                out[c] = (v > m || v != v) ? v : m;                                   \
+            }                                                                         \
+        }                                                                             \
+}                                                                                     \
+                                                                                      \
+/* out[c] = mean of the window's channel c. */                                        \
+CNX_DISPATCH static void cnx_window_mean_##SUFFIX(                                    \
+        const T *restrict a, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,          \
+        T *restrict out)                                                              \
+{                                                                                     \
+    for (ptrdiff_t c = 0; c < C; c++) out[c] = 0;                                     \
+    for (ptrdiff_t di = 0; di < f; di++)                                              \
+        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
+            const T *restrict src = a + di * row_stride + dj * C;                     \
+            for (ptrdiff_t c = 0; c < C; c++) out[c] += src[c];                       \
+        }                                                                             \
+    const T count = (T)(f * f);                                                       \
+    for (ptrdiff_t c = 0; c < C; c++) out[c] /= count;                                \
+}                                                                                     \
+                                                                                      \
+/* da[window] += mask * grad, mask = (x == max(x)) as in the seed: every tied    \
+ * entry receives the gradient, and an inf or NaN gradient spreads as numpy's     \
+ * mask * dA does. Written as a product so that it vectorises. window_max is      \
+ * scratch of C elements. */                                                        \
+CNX_DISPATCH static void cnx_window_max_backward_##SUFFIX(                            \
+        const T *restrict a, T *restrict da, ptrdiff_t row_stride, ptrdiff_t f,       \
+        ptrdiff_t C, const T *restrict grad, T *restrict window_max)                  \
+{                                                                                     \
+    cnx_window_max_##SUFFIX(a, row_stride, f, C, window_max);                         \
+    for (ptrdiff_t di = 0; di < f; di++)                                              \
+        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
+            const ptrdiff_t at = di * row_stride + dj * C;                            \
+            const T *restrict src = a + at;                                           \
+            T *restrict dst = da + at;                                                \
+            for (ptrdiff_t c = 0; c < C; c++) {                                       \
+                T mask = (src[c] == window_max[c]) ? (T)1 : (T)0;                     \
+                dst[c] += mask * grad[c];                                             \
+            }                                                                         \
+        }                                                                             \
+}                                                                                     \
+                                                                                      \
+/* da[window] += grad / f**2: the average's gradient, spread evenly. */               \
+CNX_DISPATCH static void cnx_window_mean_backward_##SUFFIX(                           \
+        T *restrict da, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,               \
+        const T *restrict grad)                                                       \
+{                                                                                     \
+    const T count = (T)(f * f);                                                       \
+    for (ptrdiff_t di = 0; di < f; di++)                                              \
+        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
+            T *restrict dst = da + di * row_stride + dj * C;                          \
+            for (ptrdiff_t c = 0; c < C; c++) dst[c] += grad[c] / count;              \
+        }                                                                             \
+}
+
+CNX_DEFINE_WINDOW_OPS(float, f)
+CNX_DEFINE_WINDOW_OPS(double, d)
+
+#undef CNX_DEFINE_WINDOW_OPS
+
+#endif /* CNNEXT_WINDOW_OPS_H */

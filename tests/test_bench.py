@@ -1,0 +1,254 @@
+"""The benchmark command (cnnext.bench): its contenders compute what cnnext
+computes, and a tiny run produces the table and JSON it promises.
+
+Nothing here asserts on a timing: the machine is shared and a benchmark is a
+command, not a test.
+"""
+import json
+
+import numpy as np
+import pytest
+
+import cnnext
+from cnnext import bench
+
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+# (m, H, W, C, f, n_C, stride, pad): the seed's, no padding, odd sizes and a
+# stride that leaves input rows unused.
+CONV_SHAPES = [(10, 4, 4, 3, 2, 8, 2, 2), (2, 5, 7, 3, 3, 4, 1, 0), (3, 9, 6, 2, 3, 5, 2, 1)]
+# (m, H, W, C, f, stride): the seed's, overlapping windows, a stride that leaves
+# input rows unused.
+POOL_SHAPES = [(5, 5, 3, 2, 2, 1), (2, 7, 6, 3, 3, 1), (3, 9, 8, 2, 2, 3)]
+
+
+def _conv_inputs(shape, dtype, seed=0):
+    m, H, W, C, f, n_C, stride, pad = shape
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, H, W, C)).astype(dtype)
+    Wt = rng.standard_normal((f, f, C, n_C)).astype(dtype)
+    b = rng.standard_normal((1, 1, 1, n_C)).astype(dtype)
+    return A, Wt, b, {"stride": stride, "pad": pad}
+
+
+def _pool_inputs(shape, dtype, seed=0):
+    m, H, W, C, f, stride = shape
+    A = np.random.default_rng(seed).standard_normal((m, H, W, C)).astype(dtype)
+    return A, {"f": f, "stride": stride}
+
+
+# --- the seed transcription against the seed document's printed numbers ---
+
+def test_seed_loops_reproduce_the_seed_conv_results():
+    np.random.seed(1)
+    A_prev = np.random.randn(10, 4, 4, 3)
+    W = np.random.randn(2, 2, 3, 8)
+    b = np.random.randn(1, 1, 1, 8)
+    Z, cache = bench.seed_conv_forward(A_prev, W, b, {"pad": 2, "stride": 2})
+    assert np.mean(Z) == pytest.approx(0.0489952035289, abs=1e-11)
+    np.testing.assert_allclose(
+        Z[3, 2, 1], [-0.61490741, -6.7439236, -2.55153897, 1.75698377,
+                     3.56208902, 0.53036437, 5.18531798, 8.75898442], atol=1e-8)
+    dA, dW, db = bench.seed_conv_backward(Z, cache)
+    assert np.mean(dA) == pytest.approx(1.45243777754, abs=1e-10)
+    assert np.mean(dW) == pytest.approx(1.72699145831, abs=1e-10)
+    assert np.mean(db) == pytest.approx(7.83923256462, abs=1e-10)
+
+
+def test_seed_loops_reproduce_the_seed_pool_results():
+    np.random.seed(1)
+    A_prev = np.random.randn(2, 4, 4, 3)
+    A, _ = bench.seed_pool_forward(A_prev, {"stride": 1, "f": 4})
+    np.testing.assert_allclose(A.ravel(), [1.74481176, 1.6924546, 2.10025514,
+                                           1.19891788, 1.51981682, 2.18557541], atol=1e-8)
+    A, _ = bench.seed_pool_forward(A_prev, {"stride": 1, "f": 4}, mode="average")
+    np.testing.assert_allclose(A.ravel(), [-0.09498456, 0.11180064, -0.14263511,
+                                           -0.09525108, 0.28325018, 0.33035185], atol=1e-8)
+
+    np.random.seed(1)
+    A_prev = np.random.randn(5, 5, 3, 2)
+    hp = {"stride": 1, "f": 2}
+    _, cache = bench.seed_pool_forward(A_prev, hp)
+    dA = np.random.randn(5, 4, 2, 2)
+    np.testing.assert_allclose(bench.seed_pool_backward(dA, cache, mode="max")[1, 1],
+                               [[0, 0], [5.05844394, -1.68282702], [0, 0]], atol=1e-8)
+    np.testing.assert_allclose(bench.seed_pool_backward(dA, cache, mode="average")[1, 1],
+                               [[0.08485462, 0.2787552], [1.26461098, -0.25749373],
+                                [1.17975636, -0.53624893]], atol=1e-8)
+
+
+# --- every contender against cnnext ---
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", CONV_SHAPES)
+def test_conv_contenders_agree_with_cnnext(shape, dtype):
+    A, W, b, hp = _conv_inputs(shape, dtype)
+    Z, cache = cnnext.conv_forward(A, W, b, hp)
+    dZ = np.random.default_rng(1).standard_normal(Z.shape).astype(dtype)
+    expected = cnnext.conv_backward(dZ, cache)
+    for fwd, bwd in [(bench.numpy_conv_forward, bench.numpy_conv_backward),
+                     (bench.seed_conv_forward, bench.seed_conv_backward)]:
+        Zc, cache_c = fwd(A, W, b, hp)
+        assert Zc.shape == Z.shape and Zc.dtype == dtype
+        np.testing.assert_allclose(Zc, Z, **TOL[dtype])
+        got = bwd(dZ, cache_c)
+        for g, e in zip(got, expected):
+            assert g.shape == e.shape and g.dtype == dtype
+            np.testing.assert_allclose(g, e, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["max", "average"])
+@pytest.mark.parametrize("shape", POOL_SHAPES)
+def test_pool_contenders_agree_with_cnnext(shape, mode, dtype):
+    A, hp = _pool_inputs(shape, dtype)
+    out, cache = cnnext.pool_forward(A, hp, mode)
+    dA = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    expected = cnnext.pool_backward(dA, cache, mode)
+    for fwd, bwd in [(bench.numpy_pool_forward, bench.numpy_pool_backward),
+                     (bench.seed_pool_forward, bench.seed_pool_backward)]:
+        got, cache_c = fwd(A, hp, mode)
+        assert got.shape == out.shape and got.dtype == dtype
+        np.testing.assert_allclose(got, out, **TOL[dtype])
+        got = bwd(dA, cache_c, mode)
+        assert got.shape == A.shape and got.dtype == dtype
+        np.testing.assert_allclose(got, expected, **TOL[dtype])
+
+
+def test_numpy_max_pool_backward_gives_ties_the_full_gradient():
+    # The seed's mask x == max(x): every tied entry gets the gradient.
+    A = np.array([[1.0, 3.0], [3.0, 2.0]]).reshape(1, 2, 2, 1)
+    cache = (A, {"f": 2, "stride": 1})
+    got = bench.numpy_pool_backward(np.full((1, 1, 1, 1), 2.0), cache, "max")
+    np.testing.assert_array_equal(got[0, :, :, 0], [[0.0, 2.0], [2.0, 0.0]])
+    np.testing.assert_array_equal(cnnext.pool_backward(np.full((1, 1, 1, 1), 2.0), cache),
+                                  got)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_torch_contenders_agree_with_cnnext(dtype):
+    torch = pytest.importorskip("torch")
+    for shape in CONV_SHAPES:
+        A, W, b, hp = _conv_inputs(shape, dtype)
+        Z, cache = cnnext.conv_forward(A, W, b, hp)
+        Zt, _ = bench.torch_conv_forward(torch, A, W, b, hp)
+        assert Zt.flags.c_contiguous and Zt.dtype == dtype
+        np.testing.assert_allclose(Zt, Z, **TOL[dtype])
+        dZ = np.random.default_rng(1).standard_normal(Z.shape).astype(dtype)
+        for g, e in zip(bench.torch_conv_backward(torch, dZ, cache),
+                        cnnext.conv_backward(dZ, cache)):
+            assert g.shape == e.shape and g.flags.c_contiguous
+            np.testing.assert_allclose(g, e, **TOL[dtype])
+    for shape in POOL_SHAPES:
+        A, hp = _pool_inputs(shape, dtype)
+        for mode in ("max", "average"):
+            out, cache = cnnext.pool_forward(A, hp, mode)
+            np.testing.assert_allclose(bench.torch_pool_forward(torch, A, hp, mode)[0],
+                                       out, **TOL[dtype])
+            dA = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+            idx = bench.torch_max_indices(torch, A, hp) if mode == "max" else None
+            np.testing.assert_allclose(bench.torch_pool_backward(torch, dA, cache, mode, idx),
+                                       cnnext.pool_backward(dA, cache, mode), **TOL[dtype])
+
+
+# --- the seed loops' subsample ---
+
+def test_seed_subsample_computes_the_first_rows_only():
+    A, W, b, hp = _conv_inputs((3, 6, 5, 2, 3, 4, 1, 1), np.float64)
+    Z, cache = cnnext.conv_forward(A, W, b, hp)
+    rows = bench._rows(Z.shape[0], Z.shape[1], 8)      # example 0 and 2 rows of example 1
+    assert rows == [(0, h) for h in range(6)] + [(1, 0), (1, 1)]
+    Zs, _ = bench.seed_conv_forward(A, W, b, hp, limit=8)
+    sel = tuple(np.array(rows).T)
+    np.testing.assert_allclose(Zs[sel], Z[sel], rtol=1e-12, atol=1e-12)
+    assert not Zs[1, 2:].any() and not Zs[2].any()
+    # The subsampled backward is the backward of dZ zeroed outside those rows.
+    dZ = np.random.default_rng(3).standard_normal(Z.shape)
+    for g, e in zip(bench.seed_conv_backward(dZ, cache, limit=8),
+                    cnnext.conv_backward(bench._mask_rows(dZ, rows), cache)):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+# --- the command ---
+
+ROW_KEYS = {"kind", "case", "op", "dtype", "median_s", "min_s", "samples_s",
+            "max_rel_err_vs_cnnext", "seed_s_per_out_element", "seed_s_extrapolated",
+            "ratio_seed_over_cnnext", "scratch_mib", "leak"}
+
+
+def test_bench_command_tiny_run(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    result = bench.main(["--quick", "--repeats", "1", "--cases", "seed", "--matmul-n", "64",
+                         "--json", str(out)])
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["rows"] == json.loads(json.dumps(result["rows"]))
+    rows = data["rows"]
+    # conv seed: 2 ops x 2 dtypes; pool seed: 4 ops x 2 dtypes.
+    assert [(r["kind"], r["op"], r["dtype"]) for r in rows] == (
+        [("conv", op, dt) for op in ("conv_fwd", "conv_bwd") for dt in bench.DTYPES]
+        + [("pool", op, dt) for op in ("max_fwd", "max_bwd", "avg_fwd", "avg_bwd")
+           for dt in bench.DTYPES])
+    have_torch = data["environment"]["torch"] is not None
+    for r in rows:
+        assert ROW_KEYS <= set(r)
+        contenders = {"cnnext", "numpy", "seed"} | ({"torch"} if have_torch else set())
+        assert set(r["median_s"]) == contenders
+        assert all(len(v) == 1 and v[0] > 0 for v in r["samples_s"].values())
+        # The seed case is small enough to run the seed loops in full.
+        assert r["seed_subsample"]["rows"] == r["seed_subsample"]["of_rows"]
+        assert r["seed_s_extrapolated"] == pytest.approx(r["median_s"]["seed"])
+        for name, err in r["max_rel_err_vs_cnnext"].items():
+            assert err <= bench.TOLERANCE[r["dtype"]], (r["case"], r["op"], name, err)
+        assert r["leak"]["calls"] >= 3 and r["scratch_mib"] >= 0
+        assert ("gflops" in r) == (r["kind"] == "conv")
+        assert ("ratio_torch_over_cnnext" in r) == have_torch
+    assert set(data["matmul_gflops"]) == {"float32", "float64"}
+    assert data["environment"]["threads"] >= 1
+    # The printed table: a header line with every column, then one line per row.
+    lines = printed.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("case "))
+    for col in bench.COLUMNS:
+        assert col in lines[head]
+    body = lines[head + 2:head + 2 + len(rows)]
+    assert [line.split()[0] for line in body] == ["seed"] * len(rows)
+    assert "results agree with cnnext: yes" in printed
+    assert "threadpool:" in printed and "matmul 64x64" in printed
+
+
+def test_bench_command_markdown_without_torch(capsys):
+    result = bench.main(["--quick", "--repeats", "1", "--cases", "conv:seed", "--ops", "fwd",
+                         "--dtype", "float32", "--matmul-n", "0", "--no-torch", "--markdown"])
+    printed = capsys.readouterr().out
+    assert len(result["rows"]) == 1 and "torch" not in result["rows"][0]["median_s"]
+    table = [line for line in printed.splitlines() if line.startswith("|")]
+    assert table[0] == "| " + " | ".join(bench.COLUMNS) + " |"
+    assert len(table) == 3
+    cells = [c.strip() for c in table[2].strip("|").split("|")]
+    assert cells[:3] == ["seed", "conv fwd", "float32"]
+    assert cells[bench.COLUMNS.index("torch ms")] == "-"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cases", "alexnet"], "unknown case 'alexnet'"),
+    (["--cases", "conv:overlap"], "unknown case 'conv:overlap'"),
+    (["--ops", "conv_sideways"], "unknown op 'conv_sideways'"),
+    (["--repeats", "0"], "--repeats must be >= 1"),
+])
+def test_bench_command_refuses_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_bench_render_reprints_a_json_run(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    bench.main(["--quick", "--repeats", "1", "--cases", "pool:seed", "--ops", "max",
+                "--dtype", "float64", "--matmul-n", "32", "--json", str(path)])
+    first = capsys.readouterr().out
+    bench.main(["--render", str(path)])
+    again = capsys.readouterr().out
+    table = [line for line in first.splitlines() if line.startswith(("case ", "seed "))]
+    assert len(table) == 3 and table == [line for line in again.splitlines()
+                                         if line.startswith(("case ", "seed "))]
+    assert "matmul 32x32 @ 32x32 float64" in again

@@ -1,0 +1,396 @@
+"""The command line: happy paths on small generated .npz and .h5 files, the
+default digits run, and every error path ending in one line, no traceback."""
+import io
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnnext import _cli, nn
+
+
+def make_images(rng, m, shape=(8, 8, 1), n_classes=3):
+    """uint8 images where class c has a bright band at rows 2c, 2c+1."""
+    y = rng.integers(0, n_classes, m)
+    y[:n_classes] = np.arange(n_classes)  # every class present
+    X = rng.integers(0, 60, (m,) + shape).astype(np.uint8)
+    for c in range(n_classes):
+        X[y == c, 2 * c:2 * c + 2] += 150
+    return X, y
+
+
+@pytest.fixture
+def npz(tmp_path):
+    X, y = make_images(np.random.default_rng(0), 60)
+    path = tmp_path / "data.npz"
+    np.savez(path, X=X, y=y)
+    return path
+
+
+@pytest.fixture
+def h5_pair(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(1)
+    Xa, ya = make_images(rng, 40, (12, 12, 3), 6)
+    Xb, yb = make_images(rng, 12, (12, 12, 3), 6)
+    train, test = tmp_path / "train_signs.h5", tmp_path / "test_signs.h5"
+    with h5py.File(train, "w") as fh:
+        fh["train_set_x"], fh["train_set_y"] = Xa, ya
+        fh["list_classes"] = np.arange(6)
+    with h5py.File(test, "w") as fh:
+        fh["test_set_x"], fh["test_set_y"] = Xb, yb
+        fh["list_classes"] = np.arange(6)
+    return train, test
+
+
+def run(capsys, *argv):
+    status = _cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(status, err, pattern, code=1):
+    assert status == code
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+# ---- happy paths -------------------------------------------------------------
+
+def test_train_npz_save_plot_then_predict(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    model_path, plot_path = tmp_path / "model.npz", tmp_path / "curves.png"
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 2,
+                           "--batch-size", 16, "--save", model_path, "--plot", plot_path)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert "48 train / 12 test images of shape (8, 8, 1), 3 classes" in lines[0]
+    assert lines[1] == ("model: CONV 3x3x16 s1 p1 -> RELU -> MAXPOOL 2x2 s2 -> CONV 3x3x32 "
+                        "s1 p1 -> RELU -> MAXPOOL 2x2 s2 -> FLATTEN -> DENSE 3 -> softmax")
+    epoch_lines = [l for l in lines if l.startswith("epoch")]
+    assert len(epoch_lines) == 2
+    for line in epoch_lines:  # non-tty: plain lines, no carriage returns
+        assert "\r" not in line
+        assert re.search(r"48/48  loss \d+\.\d{4}  acc +\d+\.\d\d%  [\d,]+ img/s  "
+                         r"\| test loss \d+\.\d{4}  acc +\d+\.\d\d%", line), line
+    assert re.match(r"test accuracy \d+\.\d\d% \(\d+/12\) after 2 epochs \| wall time "
+                    r"\d+\.\d s", lines[-1])
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    model = nn.load(model_path)
+    assert model.meta["classes"] == ["0", "1", "2"]
+    assert [type(l).__name__ for l in model.layers] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]
+
+    status, out, err = run(capsys, "predict", model_path, npz)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "index\tpredicted\tlabel"
+    rows = [l.split("\t") for l in lines[1:-1]]
+    assert len(rows) == 60
+    y = np.load(npz)["y"]
+    assert [int(r[2]) for r in rows] == y.tolist()
+    right = sum(r[1] == r[2] for r in rows)
+    assert lines[-1].startswith(f"accuracy {right / 60:.2%} ({right}/60) on ")
+
+
+def test_train_h5_signs_files_then_predict(capsys, tmp_path, h5_pair):
+    train, test = h5_pair
+    model_path = tmp_path / "signs.npz"
+    status, out, err = run(capsys, "train", "--data", train, "--test", test,
+                           "--epochs", 1, "--save", model_path, "--optimizer", "sgd",
+                           "--dtype", "float64")
+    assert status == 0, err
+    assert "40 train / 12 test images of shape (12, 12, 3), 6 classes; sgd lr=0.05 (cosine decay)" in out
+    assert re.search(r"test accuracy \d+\.\d\d% \(\d+/12\) after 1 epoch \|", out)
+    assert nn.load(model_path).dtype == np.float64
+    status, out, err = run(capsys, "predict", model_path, test, "--quiet")
+    assert status == 0, err
+    assert re.fullmatch(r"accuracy \d+\.\d\d% \(\d+/12\) on .*test_signs.h5 \| wall "
+                        r"time \d+\.\d s\n", out)
+
+
+def test_uint8_images_are_scaled_to_unit_range(tmp_path):
+    X = np.array([0, 51, 255], dtype=np.uint8).reshape(3, 1, 1, 1)
+    np.savez(tmp_path / "d.npz", X=X, y=np.array([0, 1, 0]))
+    data = _cli._load_file(str(tmp_path / "d.npz"), [])
+    np.testing.assert_allclose(data.X.ravel(), [0, 0.2, 1], rtol=1e-7)
+    assert data.X.dtype == np.float32
+
+
+def test_grayscale_npz_without_channel_axis_and_predict_without_labels(capsys, tmp_path):
+    rng = np.random.default_rng(3)
+    X, y = make_images(rng, 30, (8, 8), 2)
+    np.savez(tmp_path / "gray.npz", X=X, y=y)
+    np.savez(tmp_path / "unlabelled.npz", X=X[:5])
+    status, out, err = run(capsys, "train", "--data", tmp_path / "gray.npz", "--epochs", 1,
+                           "--save", tmp_path / "m.npz")
+    assert status == 0, err
+    status, out, err = run(capsys, "predict", tmp_path / "m.npz", tmp_path / "unlabelled.npz")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "index\tpredicted"
+    assert len(lines) == 7
+    assert lines[-1].startswith("predicted 5 images of")
+
+
+def test_default_digits_run_one_epoch(capsys, tmp_path):
+    pytest.importorskip("sklearn")
+    status, out, err = run(capsys, "train", "--epochs", 2, "--save", tmp_path / "d.npz",
+                           "--threads", 1)
+    assert status == 0, err
+    assert "training on digits: 1438 train / 359 test images of shape (8, 8, 1), 10 classes" in out
+    acc = float(re.search(r"test accuracy (\d+\.\d\d)%", out).group(1))
+    assert acc > 80  # two epochs of the course's ConvNet on digits
+    status, out, err = run(capsys, "predict", tmp_path / "d.npz", "digits", "-q")
+    assert status == 0, err
+    assert re.match(rf"accuracy {acc:.2f}% \(\d+/359\) on digits", out)
+
+
+def test_same_seed_same_model(capsys, tmp_path, npz):
+    for name in ("a", "b", "c"):
+        seed = 1 if name != "c" else 2
+        assert _cli.main(["train", "--data", str(npz), "--epochs", "2", "--seed", str(seed),
+                          "--save", str(tmp_path / f"{name}.npz")]) == 0
+    capsys.readouterr()
+    a, b, c = (dict(np.load(tmp_path / f"{n}.npz")) for n in "abc")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a if k.startswith("param:"))
+
+
+def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch, npz):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    for var in _cli._THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+    seen = []
+    real_fit = _cli.course_model
+
+    def spy(*args, **kwargs):  # runs while the limits are active
+        seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info()
+                    if p["user_api"] == "blas")
+        return real_fit(*args, **kwargs)
+    monkeypatch.setattr(_cli, "course_model", spy)
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1)
+    assert status == 0, err
+    assert out.rstrip().endswith("threads default (BLAS 1)")
+    assert seen and set(seen) == {1}
+    assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")   # the user's choice wins
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1)
+    assert out.rstrip().endswith("threads default")
+
+
+def test_threads_option_sets_and_restores_cnnext_kernel_threads(capsys, monkeypatch, npz):
+    import cnnext
+    state = {"n": 7}
+    calls = []
+
+    def set_num_threads(n):
+        calls.append(n)
+        state["n"] = n
+    monkeypatch.setattr(cnnext, "set_num_threads", set_num_threads, raising=False)
+    monkeypatch.setattr(cnnext, "get_num_threads", lambda: state["n"], raising=False)
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 3)
+    assert status == 0, err
+    assert calls == [3, 7]
+    assert out.rstrip().endswith("threads 3")
+
+
+def test_course_model_adapts_filter_sizes():
+    small = _cli.course_model((8, 8, 1), 10)
+    assert [l.output_shape for l in small.layers[:6]] == [
+        (8, 8, 16), (8, 8, 16), (4, 4, 16), (4, 4, 32), (4, 4, 32), (2, 2, 32)]
+    signs = _cli.course_model((64, 64, 3), 6)   # the course's pools: 8 then 4
+    assert (signs.layers[0].f, signs.layers[2].f, signs.layers[5].f) == (5, 8, 4)
+    assert signs.layers[5].output_shape == (2, 2, 32)
+    tiny = _cli.course_model((2, 2, 1), 2)
+    assert tiny.output_shape == (2,)
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    bar = _cli.Progress(n_epochs=3, total=100, stream=stream)
+    bar.start(2)
+    bar.update(50, 1.0, 25)
+    bar.update(50, 0.5, 40)
+    bar.end("  | test")
+    text = stream.getvalue()
+    assert text.startswith("\repoch 2/3 [")
+    assert text.endswith("\n")
+    last = text.rstrip("\n").split("\r")[-1]
+    assert "100/100  loss 0.7500  acc 65.00%" in last and last.endswith("  | test")
+    assert "#" * 24 in last
+
+
+# ---- error paths: one line on stderr, non-zero status -------------------------
+
+@pytest.mark.parametrize("content,pattern", [
+    (dict(Z=np.zeros((4, 8, 8, 1))), r"no array 'X' \(found: Z\)"),
+    (dict(X=np.zeros((4, 8, 8, 1))), r"no array 'y' \(found: X\)"),
+    (dict(X=np.zeros((4, 64)), y=np.zeros(4, int)), r"images must have shape \(m, H, W, C\).*got shape \(4, 64\)"),
+    (dict(X=np.zeros((4, 8, 8, 1)), y=np.zeros(3, int)), r"expected 4 labels.*got shape \(3,\)"),
+    (dict(X=np.zeros((4, 8, 8, 1)), y=np.array([0, 1, -1, 0])), r"labels out of range: found -1"),
+    (dict(X=np.zeros((4, 8, 8, 1)), y=np.array([0, 1, 0.5, 0])), r"labels must be whole numbers"),
+    (dict(X=np.full((4, 8, 8, 1), np.nan), y=np.array([0, 1, 0, 1])), r"NaN or infinite"),
+    (dict(X=np.zeros((4, 8, 8, 1)), y=np.zeros(4, int)), r"at least 2 classes"),
+    (dict(X=np.zeros((4, 8, 8, 1)), y=np.array([0, 1, 2, 5]), classes=np.array(["a", "b", "c"])),
+     r"training labels out of range: found label 5 but there are 3 classes"),
+    (dict(X=np.array(["a"] * 4).reshape(4, 1, 1, 1), y=np.zeros(4, int)), r"images must be numbers"),
+])
+def test_bad_npz_contents(capsys, tmp_path, content, pattern):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **content)
+    status, out, err = run(capsys, "train", "--data", path, "--epochs", 1)
+    assert_one_line_error(status, err, r"^cnnext: error: .*bad\.npz.*" + pattern)
+
+
+def test_missing_file_directory_unknown_format_and_corrupt_npz(capsys, tmp_path):
+    status, _, err = run(capsys, "train", "--data", tmp_path / "nope.npz")
+    assert_one_line_error(status, err, r"nope\.npz: no such file$")
+    status, _, err = run(capsys, "train", "--data", tmp_path)
+    assert_one_line_error(status, err, r"is a directory, not a data file")
+    (tmp_path / "d.csv").write_text("1,2\n")
+    status, _, err = run(capsys, "train", "--data", tmp_path / "d.csv")
+    assert_one_line_error(status, err, r"d\.csv: unknown data format \.csv; use a \.npz")
+    (tmp_path / "junk.npz").write_text("hello")
+    status, _, err = run(capsys, "train", "--data", tmp_path / "junk.npz")
+    assert_one_line_error(status, err, r"junk\.npz: not a \.npz file \(not a zip archive\)")
+
+
+def test_bad_h5_files(capsys, tmp_path, h5_pair):
+    h5py = pytest.importorskip("h5py")
+    train, test = h5_pair
+    status, _, err = run(capsys, "train", "--data", test)   # test file given as training data
+    assert_one_line_error(status, err, r"test_signs\.h5: no dataset 'train_set_x' \(found: "
+                                       r"list_classes, test_set_x, test_set_y\)")
+    bad = tmp_path / "nolabels.h5"
+    with h5py.File(bad, "w") as fh:
+        fh["train_set_x"] = np.zeros((4, 8, 8, 3), np.uint8)
+    status, _, err = run(capsys, "train", "--data", bad)
+    assert_one_line_error(status, err, r"no dataset 'train_set_y'")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    status, _, err = run(capsys, "train", "--data", tmp_path / "text.h5")
+    assert_one_line_error(status, err, r"text\.h5: cannot open it as an HDF5 file")
+    out_of_range = tmp_path / "oor.h5"
+    with h5py.File(out_of_range, "w") as fh:
+        fh["test_set_x"] = np.zeros((3, 12, 12, 3), np.uint8)
+        fh["test_set_y"] = np.array([0, 9, 1])
+    status, _, err = run(capsys, "train", "--data", train, "--test", out_of_range)
+    assert_one_line_error(status, err, r"oor\.h5: test labels out of range: found label 9 "
+                                       r"but there are 6 classes")
+
+
+def test_train_and_test_shapes_must_agree(capsys, tmp_path, npz, h5_pair):
+    status, _, err = run(capsys, "train", "--data", npz, "--test", h5_pair[1])
+    assert_one_line_error(status, err, r"test images have shape \(12, 12, 3\) but training "
+                                       r"images have shape \(8, 8, 1\)")
+
+
+def test_predict_errors(capsys, tmp_path, npz, h5_pair):
+    status, _, err = run(capsys, "predict", tmp_path / "none.npz", npz)
+    assert_one_line_error(status, err, r"none\.npz: no such file")
+    status, _, err = run(capsys, "predict", npz, npz)
+    assert_one_line_error(status, err, r"data\.npz: not a model saved by 'cnnext train "
+                                       r"--save'.*no 'config' entry")
+    assert run(capsys, "train", "--data", npz, "--epochs", 1, "--save",
+               tmp_path / "m.npz")[0] == 0
+    status, _, err = run(capsys, "predict", tmp_path / "m.npz", h5_pair[1])
+    assert_one_line_error(status, err, r"images have shape \(12, 12, 3\) but the model was "
+                                       r"trained on images of shape \(8, 8, 1\)")
+    X, _ = make_images(np.random.default_rng(0), 4)
+    np.savez(tmp_path / "oor.npz", X=X, y=np.array([0, 1, 2, 3]))
+    status, _, err = run(capsys, "predict", tmp_path / "m.npz", tmp_path / "oor.npz")
+    assert_one_line_error(status, err, r"labels out of range: found label 3 but the model "
+                                       r"has 3 classes \(0..2\)")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["predict", "--help"],
+                                  ["--version"]])
+def test_help_and_version(capsys, argv):
+    status, out, err = run(capsys, *argv)
+    assert status == 0 and err == ""
+    assert out.startswith("usage: cnnext") or out.startswith("cnnext ")
+    if argv[0] == "train":
+        text = " ".join(out.split())
+        assert "or 20% of --data held out" in text
+        assert "cosine-decayed to 1% of it" in text
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    ([], r"^cnnext: error: the following arguments are required"),
+    (["train", "--epochs", "0"], r"^cnnext train: error: argument --epochs: expected a "
+                                 r"positive int, got '0'"),
+    (["train", "--lr", "abc"], r"argument --lr: expected a positive float, got 'abc'"),
+    (["train", "--optimizer", "rmsprop"], r"argument --optimizer: invalid choice"),
+    (["train", "--threads", "-2"], r"argument --threads: expected a positive int"),
+    (["train", "--seed", "-1"], r"argument --seed: expected an integer >= 0"),
+    (["predict", "model.npz"], r"^cnnext predict: error: the following arguments are required: data"),
+    (["fit"], r"invalid choice: 'fit'"),
+])
+def test_bad_options_exit_2_with_one_line(capsys, argv, pattern):
+    status, out, err = run(capsys, *argv)
+    assert_one_line_error(status, err, pattern, code=2)
+
+
+def test_output_directory_must_exist(capsys, tmp_path, npz):
+    status, _, err = run(capsys, "train", "--data", npz, "--save", tmp_path / "no" / "m.npz")
+    assert_one_line_error(status, err, r"--save .*m\.npz: directory .*no does not exist")
+    status, _, err = run(capsys, "train", "--data", npz, "--plot", tmp_path / "no" / "c.png")
+    assert_one_line_error(status, err, r"--plot .*c\.png: directory .*no does not exist")
+
+
+def test_test_needs_data(capsys, npz):
+    status, _, err = run(capsys, "train", "--test", npz)
+    assert_one_line_error(status, err, r"--test needs --data")
+
+
+@pytest.mark.parametrize("module,argv,pattern", [
+    ("matplotlib", ["--plot", "c.png"], r"--plot needs matplotlib, which is not installed; "
+                                        r"install it with: pip install \"cnnext\[examples\]\""),
+    ("h5py", ["--data", "x.h5"], r"reading \.h5 files needs h5py, which is not installed"),
+    ("sklearn.datasets", [], r"the default digits data set needs scikit-learn, which is not installed"),
+])
+def test_missing_optional_dependency(capsys, monkeypatch, tmp_path, module, argv, pattern):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.h5").write_bytes(b"")
+    status, _, err = run(capsys, "train", "--epochs", "1", *argv)
+    assert_one_line_error(status, err, pattern)
+
+
+def test_unexpected_errors_are_one_line_too(capsys, monkeypatch, npz):
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+    monkeypatch.setattr(_cli, "course_model", broken)
+    status, _, err = run(capsys, "train", "--data", npz)
+    assert_one_line_error(status, err, r"unexpected RuntimeError: kernel exploded \(set "
+                                       r"CNNEXT_DEBUG=1 for the traceback\)")
+
+
+def test_python_dash_m_cnnext_in_a_subprocess(tmp_path, npz):
+    """The real entry point: exit statuses and stderr as a user sees them."""
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "cnnext", *map(str, argv)],
+                              capture_output=True, text=True, env=dict(os.environ),
+                              cwd=tmp_path)
+
+    ok = cli("train", "--data", npz, "--epochs", "1", "--threads", "1")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr == ""
+    assert re.search(r"^test accuracy .* \| threads 1$", ok.stdout, re.M)
+    bad = cli("train", "--data", tmp_path / "missing.h5")
+    assert bad.returncode == 1
+    assert bad.stderr == f"cnnext: error: {tmp_path / 'missing.h5'}: no such file\n"
+    usage = cli("train", "--batch-size", "x")
+    assert usage.returncode == 2
+    assert usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
