@@ -32,11 +32,10 @@ PROFILE = settings.get_profile(
 # The gradient checks run a forward pass per input element: fewer examples.
 GRAD_PROFILE = settings(PROFILE, max_examples=max(1, PROFILE.max_examples // 2))
 
-# KNOWN BUG: conv_forward/conv_backward crash (heap overrun in _conv._im2row)
-# when pad > f; test_junk.py::test_conv_pad_wider_than_filter pins it. Until it
-# is fixed the property tests draw pad <= f, or they would kill the test run.
-# Set to True once that test passes.
-PAD_WIDER_THAN_FILTER_FIXED = False
+# pad > f (windows wholly in the padding) crashed _conv._im2row until commit
+# 5932e06; test_junk.py::test_conv_pad_wider_than_filter pins it in a child
+# process. Set to False to keep these in-process tests away from it.
+PAD_WIDER_THAN_FILTER_FIXED = True
 
 
 # --------------------------------------------------------------------------
@@ -116,8 +115,10 @@ def ref_pool_backward(dA, A, f, stride, mode):
 
 def expected_dtype(*arrays):
     """The documented dtype rule: float32/64 kept, float16 -> float32,
-    integers and bool -> float64, mixed inputs by np.result_type."""
-    dtype = np.result_type(*(np.asarray(a).dtype for a in arrays))
+    integers and bool -> float64, mixed inputs by np.result_type, where a
+    Python number is "weak" (NEP 50): it does not widen float32 arrays."""
+    dtype = np.result_type(*(a if type(a) in (bool, int, float) else np.asarray(a).dtype
+                             for a in arrays))
     if dtype.kind in "biu":
         return np.dtype(np.float64)
     if dtype == np.float16:
@@ -383,7 +384,7 @@ def test_conv_single_step_matches_sum(f, C, dtypes, b_form, layouts, seed):
     b_in = {"python": b.item(), "0-d": b.reshape(()), "(1,1,1)": b,
             "(1,)": b.reshape(1)}[b_form]
     Z = cnnext.conv_single_step(with_layout(a, layouts[0]), with_layout(W, layouts[1]), b_in)
-    dtype = expected_dtype(a, W, np.asarray(b_in))
+    dtype = expected_dtype(a, W, b_in)
     assert np.ndim(Z) == 0 and np.asarray(Z).dtype == dtype
     ref = np.sum(a.astype(np.float64) * W.astype(np.float64)) + float(b.item())
     assert_close(Z, ref, dtype, f * f * C + 1)
