@@ -117,7 +117,9 @@ def expected_dtype(*arrays):
     """The documented dtype rule: float32/64 kept, float16 -> float32,
     integers and bool -> float64, mixed inputs by np.result_type, where a
     Python number is "weak" (NEP 50): it does not widen float32 arrays."""
-    dtype = np.result_type(*(a if type(a) in (bool, int, float) else np.asarray(a).dtype
+    # Arrays, not their dtypes: numpy 1.x's value-based casting of 0-d arrays
+    # is part of np.result_type there.
+    dtype = np.result_type(*(a if type(a) in (bool, int, float) else np.asarray(a)
                              for a in arrays))
     if dtype.kind in "biu":
         return np.dtype(np.float64)
