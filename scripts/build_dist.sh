@@ -14,7 +14,9 @@
 #    CNNEXT_TEST_INSTALLED=1) and the type check (scripts/check_types.sh).
 # 6. Fresh venv + the sdist (compiled from source): the test suite.
 # 7. Fresh venv + repaired wheel + numpy 1.26 at run time: the test suite.
-# Any failure stops the script with a non-zero status. Scratch venvs live in
+# A build or check failure stops the script at once; a failing test run is
+# reported and the other runs still go ahead; either way the script exits
+# non-zero. Scratch venvs live in
 # a temporary directory (CNNEXT_DIST_TMP to choose it), removed at the end
 # unless CNNEXT_DIST_KEEP=1.
 set -euo pipefail
@@ -30,6 +32,7 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 started=$SECONDS
 
+failed_runs=()
 step() { printf '\n==> [%4ds] %s\n' "$((SECONDS - started))" "$*"; }
 fail() { echo "build_dist: FAILED: $*" >&2; exit 1; }
 
@@ -92,7 +95,8 @@ run_tests() {  # run_tests VENV LABEL: the repo's test suite against VENV's cnne
 site = sys.prefix
 assert cnnext.__file__.startswith(site), f'cnnext not imported from the venv: {cnnext.__file__}'
 print(f'  cnnext {cnnext.__version__} from {cnnext.__file__}, numpy {numpy.__version__}')")
-    CNNEXT_TEST_INSTALLED=1 "$venv/bin/pytest" -p no:cacheprovider -q "$repo/tests"
+    CNNEXT_TEST_INSTALLED=1 "$venv/bin/pytest" -p no:cacheprovider -q "$repo/tests" \
+        || failed_runs+=("$label")
 }
 
 step "venv: repaired wheel + newest numpy"
@@ -121,3 +125,7 @@ run_tests "$tmp/np126" "wheel, numpy 1.26"
 step "done in $((SECONDS - started)) s"
 echo "sdist: $sdist"
 echo "wheel: $wheel"
+if [ "${#failed_runs[@]}" -ne 0 ]; then
+    fail "tests failed in: ${failed_runs[*]}"
+fi
+echo "build_dist: all checks and test runs passed"

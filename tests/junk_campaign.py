@@ -14,7 +14,8 @@ exactly one part broken, so the deeper checks and the kernels are reached too.
 
 Prints ``CASES <n>``, then ``OUTCOME <function> <outcome> <count>`` lines
 (outcome: returned, ValueError, TypeError or UNEXPECTED:<type>), and for each
-unexpected exception type the first call that raised it. A crash ends the
+unexpected exception type, per function, the first call that raised it
+(``FIRST <function> UNEXPECTED:<type> <call>``). A crash ends the
 process with a signal; faulthandler prints where, and TRACE_FILE (if given)
 holds the call that was running.
 """
@@ -156,7 +157,9 @@ class MatchingGrad:
         return filled(out.shape, self.dtype, 2)
 
     def __repr__(self):
-        return f"<{self.dtype} gradient shaped by {self.forward.__name__}(*cache)>"
+        kwargs = {} if self.mode is None else {"mode": self.mode}
+        return (f"<{self.dtype} gradient shaped by "
+                f"{describe(self.forward.__name__, self.forward_args, kwargs)}>")
 
 
 def grad_for(draw, forward, forward_args, mode=None):
@@ -265,15 +268,16 @@ def main(n_cases, seed_value, trace_path=None):
         except Exception as exc:  # anything else is a finding
             outcome = f"UNEXPECTED:{type(exc).__name__}"
             first_unexpected.setdefault(
-                outcome, f"{describe(name, args, kwargs)} -> {type(exc).__name__}: {exc}")
+                (name, outcome),
+                f"{describe(name, args, kwargs)} -> {type(exc).__name__}: {exc}")
         outcomes[name, outcome] += 1
 
     campaign()
     print("CASES", sum(outcomes.values()))
     for (name, outcome), count in sorted(outcomes.items()):
         print("OUTCOME", name, outcome, count)
-    for outcome, call in sorted(first_unexpected.items()):
-        print("FIRST", outcome, call)
+    for (name, outcome), call in sorted(first_unexpected.items()):
+        print("FIRST", name, outcome, call)
 
 
 if __name__ == "__main__":
