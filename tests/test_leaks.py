@@ -75,30 +75,63 @@ def make_cases():
     }
 
 
+def make_split_cases():
+    """Calls big enough for cnnext to split the batch over its thread pool (on
+    a machine with more than one core): futures and slices must not pile up."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((2, 16, 16, 256))
+    W = rng.standard_normal((3, 3, 256, 4))
+    b = np.zeros((1, 1, 1, 4))
+    conv_hp = {"stride": 2, "pad": 1}
+    pool_hp = {"f": 2, "stride": 2}
+    Z, conv_cache = cnnext.conv_forward(A, W, b, conv_hp)
+    P, pool_cache = cnnext.pool_forward(A, pool_hp)
+    return {
+        "conv_forward_split": lambda: cnnext.conv_forward(A, W, b, conv_hp),
+        "conv_backward_split": lambda: cnnext.conv_backward(Z, conv_cache),
+        "pool_forward_split": lambda: cnnext.pool_forward(A, pool_hp, "max"),
+        "pool_backward_split": lambda: cnnext.pool_backward(P, pool_cache, "average"),
+    }
+
+
 CASES = make_cases()
+SPLIT_CASES = make_split_cases()
+SPLIT_CALLS = 2_000  # these calls are ~50x the work of the small ones
 
 
-def growth(call, measure):
+def growth(call, measure, calls=CALLS):
     for _ in range(WARMUP):
         call()
     gc.collect()
     before = measure()
-    for _ in range(CALLS):
+    for _ in range(calls):
         call()
     gc.collect()
     return measure() - before
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_memory_flat_over_10000_calls(name):
-    call = CASES[name]
-    rss = growth(call, rss_bytes)
+def measure_both(call, calls):
+    rss = growth(call, rss_bytes, calls)
     tracemalloc.start()
     try:
-        traced = growth(call, lambda: tracemalloc.get_traced_memory()[0])
+        traced = growth(call, lambda: tracemalloc.get_traced_memory()[0], calls)
     finally:
         tracemalloc.stop()
+    return rss, traced
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_memory_flat_over_10000_calls(name):
+    rss, traced = measure_both(CASES[name], CALLS)
     print(f"\n{name}: {CALLS} calls, RSS {rss / 1024:+.0f} KiB, traced {traced:+d} B")
+    assert traced < TRACED_LIMIT, f"{name} leaks: traced memory grew {traced} B"
+    assert rss < RSS_LIMIT, f"{name} leaks: RSS grew {rss / 1024:.0f} KiB"
+
+
+@pytest.mark.parametrize("name", list(SPLIT_CASES))
+def test_memory_flat_over_threaded_calls(name):
+    rss, traced = measure_both(SPLIT_CASES[name], SPLIT_CALLS)
+    print(f"\n{name}: {SPLIT_CALLS} calls, RSS {rss / 1024:+.0f} KiB, traced {traced:+d} B")
     assert traced < TRACED_LIMIT, f"{name} leaks: traced memory grew {traced} B"
     assert rss < RSS_LIMIT, f"{name} leaks: RSS grew {rss / 1024:.0f} KiB"
 
@@ -111,10 +144,5 @@ def test_the_measures_see_a_leak():
     def leaky():
         kept.append(cnnext.zero_pad(A, 1))
 
-    rss = growth(leaky, rss_bytes)
-    tracemalloc.start()
-    try:
-        traced = growth(leaky, lambda: tracemalloc.get_traced_memory()[0])
-    finally:
-        tracemalloc.stop()
+    rss, traced = measure_both(leaky, CALLS)
     assert traced > TRACED_LIMIT and rss > RSS_LIMIT, (traced, rss)
