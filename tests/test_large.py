@@ -11,6 +11,9 @@ compared exactly.
     CNNEXT_TEST_LARGE=1 pytest tests/test_large.py -v
 
 Backward passes are not covered here: each needs a second 8 GiB array.
+Convolutions are run with pad=0 on the direct path (narrow inputs): that path
+copies the input into a zero-padded array when pad > 0, which would double
+the memory needed.
 """
 import os
 
@@ -93,7 +96,17 @@ def test_pool_forward_one_image_past_2_31(mode):
     np.testing.assert_array_equal(got[1], want[1])
 
 
-def test_conv_forward_batch_past_2_31():
+def ref_conv_rows(A, W, b, stride, pad, h0, h1):
+    """Output rows h0..h1-1 of the convolution, from the input rows they see."""
+    H, f = A.shape[1], W.shape[0]
+    y_lo, y_hi = h0 * stride - pad, (h1 - 1) * stride - pad + f
+    band = A[:, max(y_lo, 0):min(y_hi, H)].astype(np.float64)
+    band = np.pad(band, ((0, 0), (max(0, -y_lo), max(0, y_hi - H)), (pad, pad), (0, 0)))
+    return ref_conv(band, W, b, stride, 0)
+
+
+def test_conv_forward_direct_batch_past_2_31():
+    """Few input channels: the direct kernel, the batch split over threads."""
     m, H, Wd = 2049, 1024, 1024          # 2049 * 2**20 = 2**31 + 2**20 elements
     A = np.empty((m, H, Wd, 1), dtype=np.float32)
     for i in range(m):
@@ -102,13 +115,35 @@ def test_conv_forward_batch_past_2_31():
     rng = np.random.default_rng(0)
     W = rng.integers(-3, 4, size=(3, 3, 1, 1)).astype(np.float32)
     b = np.full((1, 1, 1, 1), 0.5, dtype=np.float32)
-    hparameters = {"stride": 2, "pad": 1}
-    Z, _ = cnnext.conv_forward(A, W, b, hparameters)
+    Z, _ = cnnext.conv_forward(A, W, b, {"stride": 2, "pad": 0})
     shape = Z.shape
     # Image 2048 starts at element 2**31; 2047 ends just before it.
     got = Z[-2:].copy(), Z[:1].copy()
-    want = ref_conv(A[-2:], W, b, 2, 1), ref_conv(A[:1], W, b, 2, 1)
+    want = ref_conv(A[-2:], W, b, 2, 0), ref_conv(A[:1], W, b, 2, 0)
     del A, Z  # a failure report must not hold on to 10 GiB
-    assert shape == (m, 512, 512, 1)
+    assert shape == (m, 511, 511, 1)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_conv_forward_im2row_one_image_past_2_31():
+    """Many input channels: im2row + GEMM, padding done by im2row itself."""
+    H, Wd, C = 8193, 8192, 32            # 8193 * 2**18 = 2**31 + 2**18 elements
+    A = np.empty((1, H, Wd, C), dtype=np.float32)
+    for y0 in range(0, H, 256):
+        rows = A[0, y0:y0 + 256].reshape(-1, Wd * C)  # (y, x * C + c)
+        fill_pattern(rows, 0, y0)
+    assert A.size > 2**31
+    rng = np.random.default_rng(1)
+    W = rng.integers(-2, 3, size=(2, 2, C, 2)).astype(np.float32)
+    b = np.array([0.25, -1.0], dtype=np.float32).reshape(1, 1, 1, 2)
+    Z, _ = cnnext.conv_forward(A, W, b, {"stride": 2, "pad": 1})
+    shape = Z.shape
+    # Output row 4096 reads input row 8192 (and row 8193 of the padding):
+    # row 8192 starts at element 8192 * 8192 * 32 = 2**31.
+    got = Z[:, -3:].copy(), Z[:, :2].copy()
+    want = (ref_conv_rows(A, W, b, 2, 1, 4094, 4097), ref_conv_rows(A, W, b, 2, 1, 0, 2))
+    del A, Z  # a failure report must not hold on to 8 GiB
+    assert shape == (1, 4097, 4097, 2)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
