@@ -4,7 +4,7 @@
 #   scripts/build_dist.sh            (from anywhere; PYTHON=python3.X to choose)
 #
 # 1. python -m build: sdist, then the wheel built from that sdist (dist/).
-# 2. The sdist carries the Cython sources (.pyx/.pxd), the stubs, and no
+# 2. The sdist carries the Cython sources (.pyx/.pxd/.h), the stubs, and no
 #    generated C or binaries.
 # 3. auditwheel show, then auditwheel repair into a manylinux wheel
 #    (wheelhouse/), bundling any shared library the extension needs beyond the
@@ -55,7 +55,7 @@ raw_wheel="$(ls dist/*.whl)"
 
 step "sdist contents: $(basename "$sdist")"
 tar -tzf "$sdist" | sed 's|^[^/]*/||' | sort > "$tmp/sdist.txt"
-for src in cnnext/*.pyx cnnext/*.pxd cnnext/__init__.pyi cnnext/py.typed \
+for src in cnnext/*.pyx cnnext/*.pxd cnnext/*.h cnnext/__init__.pyi cnnext/py.typed \
            cnnext/__init__.py cnnext/_version.py setup.py pyproject.toml; do
     [ -e "$src" ] || continue
     grep -qxF "$src" "$tmp/sdist.txt" || fail "sdist lacks $src"
@@ -80,7 +80,7 @@ echo "  files added by the repair (bundled libraries):"
 "$tools/python" - "$raw_wheel" "$wheel" <<'EOF'
 import sys, zipfile
 raw, fixed = (set(zipfile.ZipFile(p).namelist()) for p in sys.argv[1:])
-added = sorted(n for n in fixed - raw if not n.endswith(("RECORD", "WHEEL")))
+added = sorted(n for n in fixed - raw if not n.endswith(("/", "RECORD", "WHEEL")))
 print("\n".join(f"    {n}" for n in added) or "    (none: the extension links only manylinux libraries)")
 EOF
 
