@@ -19,6 +19,7 @@ import numpy as np
 from . import _conv, _pool
 from ._parallel import for_slices, get_num_threads, set_num_threads
 from ._version import __version__
+from .gradcheck import gradcheck
 
 __all__ = [
     "zero_pad",
@@ -29,6 +30,7 @@ __all__ = [
     "pool_backward",
     "create_mask_from_window",
     "distribute_value",
+    "gradcheck",
     "get_num_threads",
     "set_num_threads",
     "__version__",
