@@ -915,6 +915,8 @@ def main(argv=None):
         limiter = None
     if torch is not None:
         torch.set_num_threads(threads)
+    threads_before = cnnext.get_num_threads()
+    cnnext.set_num_threads(threads)
     try:
         cfg = Config(args, threads, torch is not None)
         env = environment(cfg, torch)
@@ -939,6 +941,7 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - t_start
     finally:
+        cnnext.set_num_threads(threads_before)
         if limiter is not None:
             limiter.restore_original_limits()
     env["loadavg_end"] = os.getloadavg()
