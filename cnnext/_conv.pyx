@@ -22,6 +22,7 @@ cdef extern from "_conv_direct.h" nogil:
         CNX_VL_d
         CNX_HALF_VL_f
         CNX_HALF_VL_d
+        CNX_DW_PIX
     void cnx_conv_direct_row_half_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
                                     const float* w, const float* bias, Py_ssize_t f,
                                     Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
@@ -174,7 +175,7 @@ def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
     cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], nC = dZ.shape[3]
     cdef Py_ssize_t nC_pad = dW_acc.shape[1], K_pad = Wt.shape[1]
     dtype = np.asarray(dW_acc).dtype
-    cdef floating[::1] dz_pad = np.empty(nC_pad, dtype=dtype)
+    cdef floating[::1] dz_pad = np.empty(CNX_DW_PIX * nC_pad, dtype=dtype)
     cdef floating[::1] dcol = np.empty(K_pad, dtype=dtype)
     with nogil:
         for i in range(dZ.shape[0]):
