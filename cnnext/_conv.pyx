@@ -326,15 +326,17 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
         dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, calls_blas=True)
 
 
-# The batch is cut into this many blocks (fewer for small batches) whatever
-# the number of threads, and each block's weight gradient is summed in batch
-# order: results are the same bit for bit with any thread count.
+# The batch is cut into at most this many blocks, a number set by the size of
+# the problem and never by the number of threads, and each block's weight
+# gradient is summed in batch order: results are the same bit for bit with
+# any thread count.
 REDUCTION_BLOCKS = 8
 
 
 def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, bint calls_blas):
     """out[...] = sum over fixed blocks of images of block_gradient(i0, i1)."""
-    cdef Py_ssize_t n_blocks = min(m, REDUCTION_BLOCKS)
+    min_work = MIN_GEMM_WORK if calls_blas else MIN_WORK_PER_THREAD
+    cdef Py_ssize_t n_blocks = max(1, min(m, REDUCTION_BLOCKS, work // min_work))
     bounds = [m * k // n_blocks for k in range(n_blocks + 1)]
     partial = [None] * n_blocks
 
@@ -342,9 +344,7 @@ def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, bint calls_blas
         for k in range(b0, b1):
             partial[k] = block_gradient(bounds[k], bounds[k + 1])
 
-    for_slices(run_blocks, n_blocks, work,
-               MIN_GEMM_WORK if calls_blas else MIN_WORK_PER_THREAD,
-               calls_blas=calls_blas)
+    for_slices(run_blocks, n_blocks, work, min_work, calls_blas=calls_blas)
     total = partial[0]
     for k in range(1, n_blocks):
         total = total + partial[k]
