@@ -1,13 +1,20 @@
-"""Convolution kernels: im2row / row2im around one GEMM per chunk of rows.
+"""Convolution kernels, forward and backward.
 
 Private: every argument was validated by ``cnnext/__init__.py``. Arrays are
 C-contiguous NHWC of one floating dtype; ``W2`` is the filter bank seen as a
 (f*f*n_C_prev, n_C) matrix, whose row order (di, dj, c) is the order in which
-``im2row`` lays out a window.
+a window is laid out.
 
-One row of the im2row matrix holds the f*f*n_C_prev inputs that one output
-pixel sees; the convolution of a chunk of rows is then ``rows @ W2`` and runs
-at BLAS speed. Chunks bound the scratch memory whatever the batch size.
+Two ways, picked by the number of input channels:
+
+- im2row (wide inputs): one row of the im2row matrix holds the
+  f*f*n_C_prev inputs that one output pixel sees; a chunk of rows times
+  ``W2`` is then one GEMM at BLAS speed, and row2im scatters the backward's
+  rows back. Chunks bound the scratch memory whatever the batch size.
+- direct (n_C_prev <= DIRECT_MAX_CHANNELS): im2row rows would be too short
+  for BLAS; the kernels of ``_conv_direct.h`` read the windows in place.
+
+Both split their work over cnnext's threads (``_parallel.py``).
 """
 from cython cimport floating
 from libc.string cimport memcpy, memset
