@@ -975,5 +975,11 @@ def print_report(out, markdown=False, header=True):
           "subsample; torch max-pool backward gets its indices from an untimed forward.")
 
 
+def console_main(argv=None):
+    """The ``cnnext-bench`` command: run, print, exit 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
     main()
