@@ -16,9 +16,20 @@ import numbers
 
 import numpy as np
 
-from . import _conv, _pool
+try:
+    from . import _conv, _pool
+except ImportError as exc:  # the source tree, not an installed build
+    import os as _os
+    raise ImportError(
+        f"cnnext's compiled kernels could not be imported from "
+        f"{_os.path.dirname(__file__)} ({exc}). This is probably the source "
+        f"checkout shadowing the installed package: run from another directory "
+        f"(python -m puts the current one first on sys.path), use the 'cnnext' "
+        f"command, or build in place with 'python setup.py build_ext --inplace'."
+    ) from None
 from ._parallel import for_slices, get_num_threads, set_num_threads
 from ._version import __version__
+from .gradcheck import gradcheck
 
 __all__ = [
     "zero_pad",
@@ -29,6 +40,7 @@ __all__ = [
     "pool_backward",
     "create_mask_from_window",
     "distribute_value",
+    "gradcheck",
     "get_num_threads",
     "set_num_threads",
     "__version__",

@@ -1,13 +1,20 @@
-"""Convolution kernels: im2row / row2im around one GEMM per chunk of rows.
+"""Convolution kernels, forward and backward.
 
 Private: every argument was validated by ``cnnext/__init__.py``. Arrays are
 C-contiguous NHWC of one floating dtype; ``W2`` is the filter bank seen as a
 (f*f*n_C_prev, n_C) matrix, whose row order (di, dj, c) is the order in which
-``im2row`` lays out a window.
+a window is laid out.
 
-One row of the im2row matrix holds the f*f*n_C_prev inputs that one output
-pixel sees; the convolution of a chunk of rows is then ``rows @ W2`` and runs
-at BLAS speed. Chunks bound the scratch memory whatever the batch size.
+Two ways, picked by the number of input channels:
+
+- im2row (wide inputs): one row of the im2row matrix holds the
+  f*f*n_C_prev inputs that one output pixel sees; a chunk of rows times
+  ``W2`` is then one GEMM at BLAS speed, and row2im scatters the backward's
+  rows back. Chunks bound the scratch memory whatever the batch size.
+- direct (n_C_prev <= DIRECT_MAX_CHANNELS): im2row rows would be too short
+  for BLAS; the kernels of ``_conv_direct.h`` read the windows in place.
+
+Both split their work over cnnext's threads (``_parallel.py``).
 """
 from cython cimport floating
 from libc.string cimport memcpy, memset
@@ -20,6 +27,17 @@ cdef extern from "_conv_direct.h" nogil:
     enum:
         CNX_VL_f
         CNX_VL_d
+        CNX_HALF_VL_f
+        CNX_HALF_VL_d
+        CNX_DW_PIX
+    void cnx_conv_direct_row_half_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
+                                    const float* w, const float* bias, Py_ssize_t f,
+                                    Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
+                                    Py_ssize_t y0, Py_ssize_t n_W, float* z)
+    void cnx_conv_direct_row_half_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
+                                    const double* w, const double* bias, Py_ssize_t f,
+                                    Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
+                                    Py_ssize_t y0, Py_ssize_t n_W, double* z)
     void cnx_conv_direct_row_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
                                const float* w, const float* bias, Py_ssize_t f,
                                Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
@@ -123,8 +141,12 @@ def _chunk_rows(Py_ssize_t n_rows, Py_ssize_t row_len, Py_ssize_t itemsize):
 
 def _conv_forward_direct(const floating[:, :, :, ::1] A_pad,
                          const floating[:, ::1] W_pad, const floating[::1] bias_pad,
-                         floating[:, :, :, ::1] Z, Py_ssize_t f, Py_ssize_t stride):
-    """Z = conv(A_pad, W) + b, reading windows in place (see _conv_direct.h)."""
+                         floating[:, :, :, ::1] Z, Py_ssize_t f, Py_ssize_t stride,
+                         bint half):
+    """Z = conv(A_pad, W) + b, reading windows in place (see _conv_direct.h).
+
+    ``half`` picks the kernel with half-width vectors, for few output channels.
+    """
     cdef Py_ssize_t i, h, Wp = A_pad.shape[2], C = A_pad.shape[3]
     cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2], nC = Z.shape[3]
     cdef Py_ssize_t nC_pad = W_pad.shape[1]
@@ -132,13 +154,23 @@ def _conv_forward_direct(const floating[:, :, :, ::1] A_pad,
         for i in range(Z.shape[0]):
             for h in range(n_H):
                 if floating is float:
-                    cnx_conv_direct_row_f(&A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0],
-                                          &bias_pad[0], f, nC, nC_pad, stride,
-                                          h * stride, n_W, &Z[i, h, 0, 0])
+                    if half:
+                        cnx_conv_direct_row_half_f(
+                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
+                    else:
+                        cnx_conv_direct_row_f(
+                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
                 else:
-                    cnx_conv_direct_row_d(&A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0],
-                                          &bias_pad[0], f, nC, nC_pad, stride,
-                                          h * stride, n_W, &Z[i, h, 0, 0])
+                    if half:
+                        cnx_conv_direct_row_half_d(
+                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
+                    else:
+                        cnx_conv_direct_row_d(
+                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
 
 
 def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
@@ -150,7 +182,7 @@ def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
     cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], nC = dZ.shape[3]
     cdef Py_ssize_t nC_pad = dW_acc.shape[1], K_pad = Wt.shape[1]
     dtype = np.asarray(dW_acc).dtype
-    cdef floating[::1] dz_pad = np.empty(nC_pad, dtype=dtype)
+    cdef floating[::1] dz_pad = np.empty(CNX_DW_PIX * nC_pad, dtype=dtype)
     cdef floating[::1] dcol = np.empty(K_pad, dtype=dtype)
     with nogil:
         for i in range(dZ.shape[0]):
@@ -171,19 +203,53 @@ def _use_direct(A, Z):
     return 1 <= A.shape[3] <= DIRECT_MAX_CHANNELS and Z.size > 0
 
 
-def _lanes_multiple(n, dtype):
-    """n rounded up to a whole number of the direct kernels' vectors."""
-    lanes = CNX_VL_f if dtype == np.float32 else CNX_VL_d
-    return -(-n // lanes) * lanes
+def _round_up(Py_ssize_t n, Py_ssize_t multiple):
+    return (n + multiple - 1) // multiple * multiple
 
 
-def _zero_padded(A, Py_ssize_t pad, dtype):
-    if pad == 0:
-        return np.asarray(A)
+def _vector_lanes(dtype, bint half=False):
+    """Elements in one vector of the direct kernels."""
+    if dtype == np.float32:
+        return CNX_HALF_VL_f if half else CNX_VL_f
+    return CNX_HALF_VL_d if half else CNX_VL_d
+
+
+# The direct kernels read a zero-padded copy of the input, made for a block
+# of images at a time so that the copy stays small whatever the batch size.
+PAD_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def _padded_blocks(A, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t pad, dtype):
+    """Yield (j0, j1, zero-padded copy of A[j0:j1]) over blocks of [i0, i1)."""
     m, H, Wd, C = A.shape
-    A_pad = np.zeros((m, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
-    A_pad[:, pad:pad + H, pad:pad + Wd] = A
-    return A_pad
+    image_bytes = (H + 2 * pad) * (Wd + 2 * pad) * max(C, 1) * dtype.itemsize
+    cdef Py_ssize_t block = max(1, PAD_BLOCK_BYTES // image_bytes), j0, j1
+    for j0 in range(i0, i1, block):
+        j1 = min(i1, j0 + block)
+        if pad == 0:
+            yield j0, j1, np.asarray(A[j0:j1])
+            continue
+        A_pad = np.zeros((j1 - j0, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
+        A_pad[:, pad:pad + H, pad:pad + Wd] = A[j0:j1]
+        yield j0, j1, A_pad
+
+
+def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
+                                Py_ssize_t pad):
+    """conv_forward for narrow inputs: windows read in place."""
+    K, n_C = W2.shape
+    dtype = Z.dtype
+    half = n_C <= _vector_lanes(dtype, half=True)
+    W_pad = np.zeros((K, _round_up(n_C, _vector_lanes(dtype, half))), dtype=dtype)
+    W_pad[:, :n_C] = W2
+    bias_pad = np.zeros(W_pad.shape[1], dtype=dtype)
+    bias_pad[:n_C] = b.ravel()
+
+    def run_images(i0, i1):
+        for j0, j1, A_pad in _padded_blocks(A, i0, i1, pad, dtype):
+            _conv_forward_direct(A_pad, W_pad, bias_pad, Z[j0:j1], f, stride, half)
+
+    for_slices(run_images, Z.shape[0], Z.size * K)
 
 
 def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
@@ -192,21 +258,19 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
     m, H, Wd, C = dA.shape
     K, n_C = W2.shape
     dtype = dA.dtype
-    A_pad = _zero_padded(A, pad, dtype)
-    dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA
-    Wt = np.zeros((n_C, _lanes_multiple(K, dtype)), dtype=dtype)
+    Wt = np.zeros((n_C, _round_up(K, _vector_lanes(dtype))), dtype=dtype)
     Wt[:, :K] = W2.T
-    partial_dW = {}
 
-    def run_block(i0, i1):
-        dW_acc = np.zeros((K, _lanes_multiple(n_C, dtype)), dtype=dtype)
-        _conv_backward_direct(A_pad[i0:i1], dA_pad[i0:i1], dZ[i0:i1], Wt, dW_acc,
-                              f, stride)
+    def block_gradient(i0, i1):
+        dW_acc = np.zeros((K, _round_up(n_C, _vector_lanes(dtype))), dtype=dtype)
+        for j0, j1, A_pad in _padded_blocks(A, i0, i1, pad, dtype):
+            dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA[j0:j1]
+            _conv_backward_direct(A_pad, dA_pad, dZ[j0:j1], Wt, dW_acc, f, stride)
+            if pad:
+                dA[j0:j1] = dA_pad[:, pad:pad + H, pad:pad + Wd]
         return dW_acc
 
-    _reduce_over_blocks(run_block, m, dZ.size * K, dW2, calls_blas=False)
-    if pad:
-        dA[...] = dA_pad[:, pad:pad + H, pad:pad + Wd]
+    _reduce_over_blocks(block_gradient, m, dZ.size * K, dW2, calls_blas=False)
 
 
 def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
@@ -219,14 +283,7 @@ def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
         return
     K, n_C = W2.shape
     if _use_direct(A, Z):
-        W_pad = np.zeros((K, _lanes_multiple(n_C, Z.dtype)), dtype=Z.dtype)
-        W_pad[:, :n_C] = W2
-        bias_pad = np.zeros(W_pad.shape[1], dtype=Z.dtype)
-        bias_pad[:n_C] = b.ravel()
-        A_pad = _zero_padded(A, pad, Z.dtype)
-        for_slices(lambda i0, i1: _conv_forward_direct(
-                       A_pad[i0:i1], W_pad, bias_pad, Z[i0:i1], f, stride),
-                   Z.shape[0], Z.size * K)
+        _conv_forward_direct_driver(A, W2, b, Z, f, stride, pad)
         return
     # im2row: output pixels are independent, so threads split the rows.
     total = Z.size // n_C
@@ -276,15 +333,17 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
         dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, calls_blas=True)
 
 
-# The batch is cut into this many blocks (fewer for small batches) whatever
-# the number of threads, and each block's weight gradient is summed in batch
-# order: results are the same bit for bit with any thread count.
+# The batch is cut into at most this many blocks, a number set by the size of
+# the problem and never by the number of threads, and each block's weight
+# gradient is summed in batch order: results are the same bit for bit with
+# any thread count.
 REDUCTION_BLOCKS = 8
 
 
 def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, bint calls_blas):
     """out[...] = sum over fixed blocks of images of block_gradient(i0, i1)."""
-    cdef Py_ssize_t n_blocks = min(m, REDUCTION_BLOCKS)
+    min_work = MIN_GEMM_WORK if calls_blas else MIN_WORK_PER_THREAD
+    cdef Py_ssize_t n_blocks = max(1, min(m, REDUCTION_BLOCKS, work // min_work))
     bounds = [m * k // n_blocks for k in range(n_blocks + 1)]
     partial = [None] * n_blocks
 
@@ -292,9 +351,7 @@ def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, bint calls_blas
         for k in range(b0, b1):
             partial[k] = block_gradient(bounds[k], bounds[k + 1])
 
-    for_slices(run_blocks, n_blocks, work,
-               MIN_GEMM_WORK if calls_blas else MIN_WORK_PER_THREAD,
-               calls_blas=calls_blas)
+    for_slices(run_blocks, n_blocks, work, min_work, calls_blas=calls_blas)
     total = partial[0]
     for k in range(1, n_blocks):
         total = total + partial[k]

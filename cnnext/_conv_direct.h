@@ -2,13 +2,13 @@
  *
  * With n_C_prev of 1 or 3, im2row copies every input f*f times to build a
  * matrix whose rows are too short for BLAS to run well. Here the window is
- * read in place instead, and PIX output pixels x VL output channels are
- * accumulated in vector registers (GCC vector extensions). Compiled for several instruction sets, picked at load
- * time (see _window_ops.h).
+ * read in place instead, and blocks of output pixels x output channels are
+ * accumulated in vector registers (GCC vector extensions). Compiled for
+ * several instruction sets, picked at load time (see _window_ops.h).
  *
  * Layouts: `a` is one zero-padded NHWC image (Hp, Wp, C); `w` the filters as
  * (f, f, C, nC_pad) and `bias` (nC_pad,) with the channel axis zero-padded
- * to a multiple of CNX_VL_f / CNX_VL_d; `z` one output row (n_W, nC).
+ * to a multiple of the kernel's vector length; `z` one output row (n_W, nC).
  */
 #ifndef CNNEXT_CONV_DIRECT_H
 #define CNNEXT_CONV_DIRECT_H
@@ -16,46 +16,47 @@
 #include <stddef.h>
 #include "_window_ops.h" /* CNX_DISPATCH */
 
-#define CNX_PIX 4
-
-/* 64-byte GCC vectors: one AVX-512 register, two AVX2 or four SSE ones.
- * aligned(sizeof(T)) lets them load from any element address. */
+/* GCC vectors of 64 bytes (one AVX-512 register, two AVX2 or four SSE ones)
+ * and of 32 bytes for layers with few output channels, where a 64-byte
+ * vector would be mostly padding. aligned(sizeof(T)) lets them load from any
+ * element address. */
 typedef float cnx_vec_f __attribute__((vector_size(64), aligned(4)));
 typedef double cnx_vec_d __attribute__((vector_size(64), aligned(8)));
-enum { CNX_VL_f = 16, CNX_VL_d = 8 };
+typedef float cnx_half_f __attribute__((vector_size(32), aligned(4)));
+typedef double cnx_half_d __attribute__((vector_size(32), aligned(8)));
+enum { CNX_VL_f = 16, CNX_VL_d = 8, CNX_HALF_VL_f = 8, CNX_HALF_VL_d = 4 };
 
-#define CNX_DEFINE_CONV_DIRECT(T, SUFFIX)                                             \
-CNX_DISPATCH static void cnx_conv_direct_row_##SUFFIX(                                \
+/* PIX output pixels x VL output channels accumulate in PIX vector registers;
+ * each weight vector loaded is used PIX times. */
+#define CNX_DEFINE_CONV_DIRECT(T, NAME, VEC, VL, PIX)                                 \
+CNX_DISPATCH static void NAME(                                                        \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C,                               \
         const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
         ptrdiff_t nC_pad, ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t n_W,              \
         T *restrict z)                                                                \
 {                                                                                     \
-    for (ptrdiff_t w0 = 0; w0 < n_W; w0 += CNX_PIX) {                                 \
-        const ptrdiff_t n_pix = n_W - w0 < CNX_PIX ? n_W - w0 : CNX_PIX;              \
+    for (ptrdiff_t w0 = 0; w0 < n_W; w0 += PIX) {                                     \
+        const ptrdiff_t n_pix = n_W - w0 < PIX ? n_W - w0 : PIX;                      \
         /* Pixels past the row's end recompute the last one (never stored), */        \
         /* so that no read leaves the image. */                                       \
-        ptrdiff_t offset[CNX_PIX];                                                    \
-        for (ptrdiff_t p = 0; p < CNX_PIX; p++)                                       \
+        ptrdiff_t offset[PIX];                                                        \
+        for (ptrdiff_t p = 0; p < PIX; p++)                                           \
             offset[p] = (p < n_pix ? p : n_pix - 1) * stride * C;                     \
-        for (ptrdiff_t nb = 0; nb < nC_pad; nb += CNX_VL_##SUFFIX) {                  \
-            const cnx_vec_##SUFFIX b = *(const cnx_vec_##SUFFIX *)(bias + nb);        \
-            cnx_vec_##SUFFIX acc0 = b, acc1 = b, acc2 = b, acc3 = b;                  \
+        for (ptrdiff_t nb = 0; nb < nC_pad; nb += VL) {                               \
+            VEC acc[PIX];                                                             \
+            for (int p = 0; p < PIX; p++) acc[p] = *(const VEC *)(bias + nb);         \
             for (ptrdiff_t di = 0; di < f; di++)                                      \
                 for (ptrdiff_t dj = 0; dj < f; dj++) {                                \
                     const T *restrict src = a + ((y0 + di) * Wp + w0 * stride + dj) * C; \
                     const T *restrict wsrc = w + (di * f + dj) * C * nC_pad + nb;     \
                     for (ptrdiff_t c = 0; c < C; c++) {                               \
-                        const cnx_vec_##SUFFIX wv =                                   \
-                            *(const cnx_vec_##SUFFIX *)(wsrc + c * nC_pad);           \
-                        acc0 += src[offset[0] + c] * wv;                              \
-                        acc1 += src[offset[1] + c] * wv;                              \
-                        acc2 += src[offset[2] + c] * wv;                              \
-                        acc3 += src[offset[3] + c] * wv;                              \
+                        const VEC wv = *(const VEC *)(wsrc + c * nC_pad);             \
+                        _Pragma("GCC unroll 16")                                      \
+                        for (int p = 0; p < PIX; p++)                                 \
+                            acc[p] += src[offset[p] + c] * wv;                        \
                     }                                                                 \
                 }                                                                     \
-            const cnx_vec_##SUFFIX acc[CNX_PIX] = {acc0, acc1, acc2, acc3};           \
-            const ptrdiff_t n_out = nC - nb < CNX_VL_##SUFFIX ? nC - nb : CNX_VL_##SUFFIX; \
+            const ptrdiff_t n_out = nC - nb < VL ? nC - nb : VL;                      \
             for (ptrdiff_t p = 0; p < n_pix; p++)                                     \
                 for (ptrdiff_t k = 0; k < n_out; k++)                                 \
                     z[(w0 + p) * nC + nb + k] = acc[p][k];                            \
@@ -63,8 +64,30 @@ CNX_DISPATCH static void cnx_conv_direct_row_##SUFFIX(                          
     }                                                                                 \
 }
 
-CNX_DEFINE_CONV_DIRECT(float, f)
-CNX_DEFINE_CONV_DIRECT(double, d)
+CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_f, cnx_vec_f, CNX_VL_f, 4)
+CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, cnx_vec_d, CNX_VL_d, 4)
+CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_half_f, cnx_half_f, CNX_HALF_VL_f, 8)
+CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_VL_d, 8)
+
+/* dst[:n] += src[:n] in the widest vectors that fit: a window row is often
+ * shorter than one full vector (f * C = 12 for a 4x4 RGB filter), which the
+ * compiler's own vectorisation would leave to a scalar loop. */
+typedef float cnx_quarter_f __attribute__((vector_size(16), aligned(4)));
+typedef double cnx_quarter_d __attribute__((vector_size(16), aligned(8)));
+#define CNX_DEFINE_ADD(T, SUFFIX)                                                     \
+static inline void cnx_add_##SUFFIX(T *restrict dst, const T *restrict src,          \
+                                    ptrdiff_t n)                                      \
+{                                                                                     \
+    ptrdiff_t k = 0;                                                                  \
+    for (; k + CNX_HALF_VL_##SUFFIX <= n; k += CNX_HALF_VL_##SUFFIX)                  \
+        *(cnx_half_##SUFFIX *)(dst + k) += *(const cnx_half_##SUFFIX *)(src + k);     \
+    for (; k + (ptrdiff_t)(16 / sizeof(T)) <= n; k += 16 / sizeof(T))                 \
+        *(cnx_quarter_##SUFFIX *)(dst + k) += *(const cnx_quarter_##SUFFIX *)(src + k); \
+    for (; k < n; k++) dst[k] += src[k];                                              \
+}
+
+CNX_DEFINE_ADD(float, f)
+CNX_DEFINE_ADD(double, d)
 
 /* Backward of one output row h of image i, for the same narrow layers.
  *
@@ -72,13 +95,39 @@ CNX_DEFINE_CONV_DIRECT(double, d)
  * gradient (Hp, Wp, C); `dz` is the row's output gradient (n_W, nC);
  * `wt` holds the filters transposed, (nC, K_pad) with K = f*f*C padded to a
  * multiple of the vector length; `dw` accumulates (K, nC_pad); `dz_pad` and
- * `dcol` are scratch of nC_pad and K_pad elements.
+ * `dcol` are scratch of CNX_DW_PIX * nC_pad and K_pad elements.
  *
  * Input gradient: for each output pixel, dcol = W2 @ dz (its K window
  * gradients, vectorised over K) is added onto the window in place: the
- * im2row matrix is never built. Weight gradient: dw[k, :] += a_k * dz for the
- * K window inputs a_k, vectorised over the output channels.
+ * im2row matrix is never built. Weight gradient: dw[k, :] += sum over pixels
+ * of a_k * dz, vectorised over the output channels, CNX_DW_PIX pixels summed
+ * in registers per update of dw.
  */
+enum { CNX_DW_PIX = 4 };
+
+/* dw[k, :] += sum over P pixels from w0 of a_k * dz, for the window rows. */
+#define CNX_DW_UPDATE(T, SUFFIX, P)                                                   \
+    do {                                                                              \
+        for (ptrdiff_t p = 0; p < P; p++) {                                           \
+            const T *restrict g = dz + (w0 + p) * nC;                                 \
+            for (ptrdiff_t n = 0; n < nC; n++) dz_pad[p * nC_pad + n] = g[n];         \
+        }                                                                             \
+        for (ptrdiff_t di = 0; di < f; di++) {                                        \
+            const T *restrict src = a + di * Wp * C + w0 * stride * C;                \
+            for (ptrdiff_t k = 0; k < fC; k++) {                                      \
+                T *restrict row = dw + (di * fC + k) * nC_pad;                        \
+                for (ptrdiff_t nb = 0; nb < nC_pad; nb += CNX_VL_##SUFFIX) {          \
+                    cnx_vec_##SUFFIX acc = {0};                                       \
+                    _Pragma("GCC unroll 4")                                           \
+                    for (ptrdiff_t p = 0; p < P; p++)                                 \
+                        acc += src[p * stride * C + k] *                              \
+                               *(const cnx_vec_##SUFFIX *)(dz_pad + p * nC_pad + nb); \
+                    *(cnx_vec_##SUFFIX *)(row + nb) += acc;                           \
+                }                                                                     \
+            }                                                                         \
+        }                                                                             \
+    } while (0)
+
 #define CNX_DEFINE_CONV_DIRECT_BACKWARD(T, SUFFIX)                                    \
 CNX_DISPATCH static void cnx_conv_direct_backward_row_##SUFFIX(                       \
         const T *restrict a, T *restrict da, ptrdiff_t Wp, ptrdiff_t C,               \
@@ -87,10 +136,8 @@ CNX_DISPATCH static void cnx_conv_direct_backward_row_##SUFFIX(                 
         ptrdiff_t stride, ptrdiff_t n_W, T *restrict dz_pad, T *restrict dcol)        \
 {                                                                                     \
     const ptrdiff_t fC = f * C;                                                       \
-    for (ptrdiff_t k = 0; k < nC_pad; k++) dz_pad[k] = 0;                             \
     for (ptrdiff_t w = 0; w < n_W; w++) {                                             \
         const T *restrict g = dz + w * nC;                                            \
-        for (ptrdiff_t n = 0; n < nC; n++) dz_pad[n] = g[n];                          \
         for (ptrdiff_t kb = 0; kb < K_pad; kb += CNX_VL_##SUFFIX) {                   \
             cnx_vec_##SUFFIX acc = {0};                                               \
             for (ptrdiff_t n = 0; n < nC; n++)                                        \
@@ -98,20 +145,17 @@ CNX_DISPATCH static void cnx_conv_direct_backward_row_##SUFFIX(                 
             *(cnx_vec_##SUFFIX *)(dcol + kb) = acc;                                   \
         }                                                                             \
         for (ptrdiff_t di = 0; di < f; di++) {                                        \
-            const ptrdiff_t at = di * Wp * C + w * stride * C;                        \
-            T *restrict dst = da + at;                                                \
-            const T *restrict src = a + at;                                           \
+            T *restrict dst = da + di * Wp * C + w * stride * C;                      \
             const T *restrict grad = dcol + di * fC;                                  \
-            for (ptrdiff_t k = 0; k < fC; k++) dst[k] += grad[k];                     \
-            for (ptrdiff_t k = 0; k < fC; k++) {                                      \
-                T *restrict row = dw + (di * fC + k) * nC_pad;                        \
-                const T av = src[k];                                                  \
-                for (ptrdiff_t nb = 0; nb < nC_pad; nb += CNX_VL_##SUFFIX)            \
-                    *(cnx_vec_##SUFFIX *)(row + nb) +=                                \
-                        av * *(const cnx_vec_##SUFFIX *)(dz_pad + nb);                \
-            }                                                                         \
+            cnx_add_##SUFFIX(dst, grad, fC);                                          \
         }                                                                             \
     }                                                                                 \
+    for (ptrdiff_t k = 0; k < CNX_DW_PIX * nC_pad; k++) dz_pad[k] = 0;                \
+    ptrdiff_t w0 = 0;                                                                 \
+    for (; w0 + CNX_DW_PIX <= n_W; w0 += CNX_DW_PIX)                                  \
+        CNX_DW_UPDATE(T, SUFFIX, CNX_DW_PIX);                                         \
+    for (; w0 < n_W; w0++)                                                            \
+        CNX_DW_UPDATE(T, SUFFIX, 1);                                                  \
 }
 
 CNX_DEFINE_CONV_DIRECT_BACKWARD(float, f)
@@ -119,5 +163,7 @@ CNX_DEFINE_CONV_DIRECT_BACKWARD(double, d)
 
 #undef CNX_DEFINE_CONV_DIRECT
 #undef CNX_DEFINE_CONV_DIRECT_BACKWARD
+#undef CNX_DW_UPDATE
+#undef CNX_DEFINE_ADD
 
 #endif /* CNNEXT_CONV_DIRECT_H */

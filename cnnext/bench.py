@@ -915,6 +915,8 @@ def main(argv=None):
         limiter = None
     if torch is not None:
         torch.set_num_threads(threads)
+    threads_before = cnnext.get_num_threads()
+    cnnext.set_num_threads(threads)
     try:
         cfg = Config(args, threads, torch is not None)
         env = environment(cfg, torch)
@@ -939,6 +941,7 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - t_start
     finally:
+        cnnext.set_num_threads(threads_before)
         if limiter is not None:
             limiter.restore_original_limits()
     env["loadavg_end"] = os.getloadavg()
@@ -970,6 +973,12 @@ def print_report(out, markdown=False, header=True):
           f"{env['loadavg_end'][0]:.2f}. Times: median of {out['config']['repeats']} "
           "samples, contenders alternated; seed ms with ~ is extrapolated from a "
           "subsample; torch max-pool backward gets its indices from an untimed forward.")
+
+
+def console_main(argv=None):
+    """The ``cnnext-bench`` command: run, print, exit 0."""
+    main(argv)
+    return 0
 
 
 if __name__ == "__main__":

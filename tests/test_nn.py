@@ -401,12 +401,15 @@ def test_load_rejects_a_file_that_is_not_a_model(tmp_path):
         nn.load(tmp_path / "data.npz")
 
 
-def test_import_needs_numpy_only():
+def test_import_needs_numpy_only(tmp_path):
     import subprocess
     import sys
     code = ("import sys; import cnnext.nn, cnnext.gradcheck; "
             "bad = [m for m in ('sklearn', 'h5py', 'matplotlib', 'torch', 'scipy') "
             "if m in sys.modules]; print(bad)")
+    # Run outside the checkout: `python -c` puts the working directory on
+    # sys.path, where the sources (without the compiled kernels) would shadow
+    # the installed package.
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=tmp_path)
     assert out.stdout.strip() == "[]"

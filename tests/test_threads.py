@@ -221,10 +221,19 @@ def test_probe_sees_no_progress_during_a_gil_holding_call():
 def test_gil_released(name):
     call = _heavy_calls()[name]
     progress = []
-    with _ProgressProbe() as probe:
-        # A few tries: one measurement can be starved by a busy machine.
-        while len(progress) < TRIES and (not progress or progress[-1] < MIN_STEPS * STEP):
-            progress.append(probe.progress_during(call))
+    # One cnnext thread, so that a core is left for the counter: with the
+    # batch split over every core, the counter would be starved of CPU, not
+    # of the GIL.
+    before = cnnext.get_num_threads()
+    cnnext.set_num_threads(1)
+    try:
+        with _ProgressProbe() as probe:
+            # A few tries: one measurement can be starved by a busy machine.
+            while len(progress) < TRIES and (not progress
+                                             or progress[-1] < MIN_STEPS * STEP):
+                progress.append(probe.progress_during(call))
+    finally:
+        cnnext.set_num_threads(before)
     assert progress[-1] >= MIN_STEPS * STEP, (
         f"{name}: a pure-Python thread advanced {progress} steps in {len(progress)} "
         "calls; the call seems to hold the GIL throughout")
