@@ -11,6 +11,8 @@ from typing import Any, Literal, SupportsIndex, TypeVar, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from cnnext.gradcheck import GradcheckResult as _GradcheckResult
+
 __version__: str
 __all__ = [
     "zero_pad",
@@ -23,6 +25,7 @@ __all__ = [
     "distribute_value",
     "get_num_threads",
     "set_num_threads",
+    "gradcheck",
     "__version__",
 ]
 
@@ -64,3 +67,14 @@ def distribute_value(
 ) -> NDArray[np.floating[Any]]: ...
 def get_num_threads() -> int: ...
 def set_num_threads(num_threads: int) -> None: ...
+def gradcheck(
+    obj: Any,
+    X: ArrayLike,
+    y: ArrayLike | None = None,
+    *,
+    eps: float | None = None,
+    tol: float | None = None,
+    max_checks: int | None = None,
+    seed: int = 0,
+    check_input: bool = True,
+) -> _GradcheckResult: ...
