@@ -9,7 +9,8 @@ Every case calls one public function with arguments that are wrong in one or
 more ways: wrong shapes and ranks, unsupported dtypes (complex, object,
 string, datetime, long double), non-array objects, hyperparameters missing,
 negative, zero, huge (past 2**63), non-integer or of the wrong type, malformed
-or cross-wired caches, and bad modes. A share of the cases is a valid call with
+or cross-wired caches, and bad modes; and set_num_threads with the same
+junk integers (the thread count is restored after every case). A share of the cases is a valid call with
 exactly one part broken, so the deeper checks and the kernels are reached too.
 
 Prints ``CASES <n>``, then ``OUTCOME <function> <outcome> <count>`` lines
@@ -175,7 +176,10 @@ def calls(draw):
     """(function name, args, kwargs) for one junk call."""
     name = draw(st.sampled_from([
         "zero_pad", "conv_single_step", "conv_forward", "conv_backward",
-        "pool_forward", "pool_backward", "create_mask_from_window", "distribute_value"]))
+        "pool_forward", "pool_backward", "create_mask_from_window", "distribute_value",
+        "set_num_threads"]))
+    if name == "set_num_threads":
+        return name, [draw(hp_ints())], {}
     if name == "zero_pad":
         return name, [draw(junk_arrays()), draw(hp_ints())], {}
     if name == "conv_single_step":
@@ -243,6 +247,7 @@ def describe(name, args, kwargs):
 
 
 def main(n_cases, seed_value, trace_path=None):
+    default_threads = cnnext.get_num_threads()
     outcomes = collections.Counter()
     trace = open(trace_path, "w") if trace_path else None
     first_unexpected = {}
@@ -270,6 +275,8 @@ def main(n_cases, seed_value, trace_path=None):
             first_unexpected.setdefault(
                 (name, outcome),
                 f"{describe(name, args, kwargs)} -> {type(exc).__name__}: {exc}")
+        finally:
+            cnnext.set_num_threads(default_threads)
         outcomes[name, outcome] += 1
 
     campaign()
