@@ -11,8 +11,8 @@ Two ways, picked by the number of input channels:
   f*f*n_C_prev inputs that one output pixel sees; a chunk of rows times
   ``W2`` is then one GEMM at BLAS speed, and row2im scatters the backward's
   rows back. Chunks bound the scratch memory whatever the batch size.
-- direct (n_C_prev <= DIRECT_MAX_CHANNELS): im2row rows would be too short
-  for BLAS; the kernels of ``_conv_direct.h`` read the windows in place.
+- direct (few input channels, see _use_direct): im2row rows would be too
+  short for BLAS; the kernels of ``_conv_direct.h`` read the windows in place.
 
 Both split their work over cnnext's threads (``_parallel.py``).
 """
@@ -59,9 +59,13 @@ cdef extern from "_conv_direct.h" nogil:
                                         Py_ssize_t stride, Py_ssize_t n_W,
                                         double* dz_pad, double* dcol)
 
-# Up to this many input channels the direct kernel beats im2row + GEMM: the
-# im2row rows (f*f*n_C_prev long) are too short for BLAS to run well.
+# Where the direct kernels beat im2row + GEMM: the im2row rows (f*f*n_C_prev
+# long) are then too short for BLAS to run well. Measured on one thread, 3x3
+# filters: direct wins up to 4 input channels, and up to 8 when there are at
+# most 16 output channels; from 16 input channels im2row wins.
 DIRECT_MAX_CHANNELS = 4
+DIRECT_MAX_CHANNELS_FEW_OUTPUTS = 8
+DIRECT_FEW_OUTPUTS = 16
 
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache
 # between the copy and the GEMM that reads them.
@@ -200,7 +204,10 @@ def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
 
 
 def _use_direct(A, Z):
-    return 1 <= A.shape[3] <= DIRECT_MAX_CHANNELS and Z.size > 0
+    C, n_C = A.shape[3], Z.shape[3]
+    return Z.size > 0 and C >= 1 and (
+        C <= DIRECT_MAX_CHANNELS
+        or (C <= DIRECT_MAX_CHANNELS_FEW_OUTPUTS and n_C <= DIRECT_FEW_OUTPUTS))
 
 
 def _round_up(Py_ssize_t n, Py_ssize_t multiple):
