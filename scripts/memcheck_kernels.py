@@ -2,8 +2,9 @@
 
 Small arrays (valgrind runs this ~50x slower than native): conv forward and
 backward over filter sizes 1-3, every pad from 0 to f+2, strides 1-3, odd
-sizes, float32 and float64, a multi-chunk im2row case and empty batches and
-channels; pool forward and backward, max and average, with leftover edges;
+sizes, float32 and float64, on the direct kernel (3 and 6 input channels) and
+on im2row (multi-chunk, and few channels with many filters), and empty
+batches, channels and filters; pool forward and backward, max and average, with leftover edges;
 and the four small functions. Prints the number of calls made.
 """
 import itertools
@@ -39,10 +40,12 @@ def pool_case(shape, f, stride, mode, dtype, ties=False):
 for dtype in (np.float32, np.float64):
     for f, stride in itertools.product((1, 2, 3), (1, 2, 3)):
         for pad in range(f + 3):
-            conv_case((2, 5, 4, 3), f, 2, stride, pad, dtype)
+            conv_case((2, 5, 4, 3), f, 2, stride, pad, dtype)   # direct kernel
+            conv_case((1, 5, 6, 6), f, 3, stride, pad, dtype)   # direct, 5-8 channels
         for mode in ("max", "average"):
             pool_case((2, 7, 6, 3), f, stride, mode, dtype)
     conv_case((2, 32, 32, 64), 3, 4, 1, 1, dtype)       # im2row in several chunks
+    conv_case((1, 6, 6, 6), 3, 20, 1, 1, dtype)         # im2row, few channels
     conv_case((0, 5, 5, 3), 3, 2, 1, 1, dtype)          # empty batch
     conv_case((1, 5, 5, 0), 3, 2, 1, 1, dtype)          # no input channels
     conv_case((1, 5, 5, 3), 3, 0, 1, 1, dtype)          # no filters
