@@ -11,9 +11,6 @@ compared exactly.
     CNNEXT_TEST_LARGE=1 pytest tests/test_large.py -v
 
 Backward passes are not covered here: each needs a second 8 GiB array.
-Convolutions are run with pad=0 on the direct path (narrow inputs): that path
-copies the input into a zero-padded array when pad > 0, which would double
-the memory needed.
 """
 import os
 
@@ -115,13 +112,14 @@ def test_conv_forward_direct_batch_past_2_31():
     rng = np.random.default_rng(0)
     W = rng.integers(-3, 4, size=(3, 3, 1, 1)).astype(np.float32)
     b = np.full((1, 1, 1, 1), 0.5, dtype=np.float32)
-    Z, _ = cnnext.conv_forward(A, W, b, {"stride": 2, "pad": 0})
+    # pad > 0: the direct kernel reads zero-padded copies of blocks of images.
+    Z, _ = cnnext.conv_forward(A, W, b, {"stride": 2, "pad": 1})
     shape = Z.shape
     # Image 2048 starts at element 2**31; 2047 ends just before it.
     got = Z[-2:].copy(), Z[:1].copy()
-    want = ref_conv(A[-2:], W, b, 2, 0), ref_conv(A[:1], W, b, 2, 0)
+    want = ref_conv(A[-2:], W, b, 2, 1), ref_conv(A[:1], W, b, 2, 1)
     del A, Z  # a failure report must not hold on to 10 GiB
-    assert shape == (m, 511, 511, 1)
+    assert shape == (m, 512, 512, 1)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
 
