@@ -13,6 +13,7 @@ string and long-double inputs are refused with a TypeError.
 """
 from collections.abc import Mapping
 import numbers
+import sys
 
 import numpy as np
 
@@ -101,6 +102,9 @@ def _int_param(hparameters, key, minimum, keys_wanted, who):
     value = int(value)
     if value < minimum:
         raise ValueError(f"hparameters[{key!r}] must be >= {minimum}; got {value}")
+    if value > sys.maxsize:
+        raise ValueError(f"hparameters[{key!r}] must be <= sys.maxsize = "
+                         f"{sys.maxsize}; got {value}")
     return value
 
 

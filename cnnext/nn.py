@@ -259,7 +259,7 @@ class ReLU(Layer):
 
 
 class _Pool2D(Layer):
-    mode = None
+    mode = ""  # "max" or "average", set by the subclasses
 
     def __init__(self, f, stride=None):
         super().__init__()
