@@ -21,7 +21,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from ._parallel import MIN_WORK_PER_THREAD, for_slices
+from ._parallel import for_slices
 
 cdef extern from "_conv_direct.h" nogil:
     enum:
@@ -256,7 +256,7 @@ def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
         for j0, j1, A_pad in _padded_blocks(A, i0, i1, pad, dtype):
             _conv_forward_direct(A_pad, W_pad, bias_pad, Z[j0:j1], f, stride, half)
 
-    for_slices(run_images, Z.shape[0], Z.size * K)
+    for_slices(run_images, Z.shape[0], Z.size * K, MIN_DIRECT_WORK)
 
 
 def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
@@ -277,7 +277,7 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
                 dA[j0:j1] = dA_pad[:, pad:pad + H, pad:pad + Wd]
         return dW_acc
 
-    _reduce_over_blocks(block_gradient, m, dZ.size * K, dW2, calls_blas=False)
+    _reduce_over_blocks(block_gradient, m, dZ.size * K * 2, dW2, MIN_DIRECT_WORK)
 
 
 def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
@@ -301,9 +301,10 @@ def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
     np.add(Z2, b.reshape(n_C), out=Z2)
 
 
-# Multiply-adds below which splitting an im2row convolution over threads
-# costs more than it saves.
+# Multiply-adds below which splitting a convolution over threads costs more
+# than it saves.
 MIN_GEMM_WORK = 1 << 22
+MIN_DIRECT_WORK = 1 << 21
 
 
 def _forward_rows(const floating[:, :, :, ::1] A, W2, Z2, Py_ssize_t row_begin,
@@ -337,7 +338,7 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
     _reduce_over_blocks(
         lambda i0, i1: _backward_images(A[i0:i1], W2, dZ[i0:i1], dA[i0:i1],
                                         f, stride, pad),
-        dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, calls_blas=True)
+        dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, MIN_GEMM_WORK, calls_blas=True)
 
 
 # The batch is cut into at most this many blocks, a number set by the size of
@@ -347,9 +348,9 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
 REDUCTION_BLOCKS = 8
 
 
-def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, bint calls_blas):
+def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, min_work,
+                        bint calls_blas=False):
     """out[...] = sum over fixed blocks of images of block_gradient(i0, i1)."""
-    min_work = MIN_GEMM_WORK if calls_blas else MIN_WORK_PER_THREAD
     cdef Py_ssize_t n_blocks = max(1, min(m, REDUCTION_BLOCKS, work // min_work))
     bounds = [m * k // n_blocks for k in range(n_blocks + 1)]
     partial = [None] * n_blocks

@@ -19,10 +19,9 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# Below this much work per thread (elements touched, or multiply-adds) a call
-# runs on the calling thread: handing work to a pool costs tens of
-# microseconds.
-MIN_WORK_PER_THREAD = 1 << 16
+# Below this much work per thread (elements touched) a call runs on the
+# calling thread: handing work to a pool costs tens of microseconds.
+MIN_WORK_PER_THREAD = 1 << 18
 
 
 def _default_num_threads():

@@ -28,9 +28,9 @@ def _tasks():
     tasks = []
     for dtype in (np.float32, np.float64):
         d = np.dtype(dtype).name
-        A = rng.standard_normal((4, 32, 32, 32)).astype(dtype)
+        A = rng.standard_normal((8, 48, 48, 32)).astype(dtype)
         for C in (3, 8):
-            A_c = rng.standard_normal((4, 16, 16, C)).astype(dtype)
+            A_c = rng.standard_normal((16, 32, 32, C)).astype(dtype)
             W = rng.standard_normal((3, 3, C, 16)).astype(dtype)
             b = rng.standard_normal((1, 1, 1, 16)).astype(dtype)
             hp = {"stride": 1, "pad": 1}

@@ -1,0 +1,72 @@
+"""Where a training step of the main job spends its time.
+
+    python scripts/profile_train.py [THREADS]     (run outside the checkout's
+                                                   root, or with the build in place)
+
+Trains the default digits model (as ``cnnext train``) for 5 epochs with
+wall-clock timers around the compiled kernel entry points (``cnnext._conv`` /
+``cnnext._pool``) and around the public functions that validate and call
+them; prints the share of the step time in each. The rest is the layer API,
+the optimizer, the loss and numpy glue (Dense's matmul included).
+"""
+import sys
+import time
+
+import numpy as np
+
+import cnnext
+from cnnext import _cli, _conv, _pool, nn
+
+
+def main(threads=1):
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)
+    cnnext.set_num_threads(threads)
+    train, _ = _cli._digits(0)
+    model = _cli.course_model((8, 8, 1), 10, "float32", 0)
+    opt = nn.Adam(0.003)
+    rng = np.random.default_rng(0)
+
+    def epochs(n):
+        for _ in range(n):
+            order = rng.permutation(len(train.y))
+            for i in range(0, len(order), 32):
+                batch = order[i:i + 32]
+                model.train_step(train.X[batch], train.y[batch], opt)
+
+    epochs(1)  # warm up
+    spent = {}
+
+    def timed(module, name, key):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+        setattr(module, name, wrapper)
+
+    names = ["conv_forward", "conv_backward", "pool_forward", "pool_backward"]
+    for name in names:
+        timed(_conv if name.startswith("conv") else _pool, name, "kernel " + name)
+        timed(cnnext, name, "public " + name)
+    start = time.perf_counter()
+    epochs(5)
+    total = time.perf_counter() - start
+    steps = 5 * -(-len(train.y) // 32)
+    kernels = sum(v for k, v in spent.items() if k.startswith("kernel"))
+    public = sum(v for k, v in spent.items() if k.startswith("public"))
+    print(f"threads {threads}: {steps} steps in {total:.3f} s = "
+          f"{1e3 * total / steps:.2f} ms/step")
+    for name in names:
+        print(f"  {name:14s} kernel {spent['kernel ' + name] / total:6.1%}   "
+              f"with validation {spent['public ' + name] / total:6.1%}")
+    print(f"  compiled kernels {kernels / total:.1%}; with the validating "
+          f"wrappers {public / total:.1%}; layer API, optimizer, loss and numpy "
+          f"glue {1 - public / total:.1%}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
