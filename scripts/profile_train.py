@@ -1,7 +1,6 @@
 """Where a training step of the main job spends its time.
 
-    python scripts/profile_train.py [THREADS]     (run outside the checkout's
-                                                   root, or with the build in place)
+    python scripts/profile_train.py [THREADS]   (cnnext's threads; default 1)
 
 Trains the default digits model (as ``cnnext train``) for 5 epochs with
 wall-clock timers around the compiled kernel entry points (``cnnext._conv`` /
@@ -19,8 +18,10 @@ from cnnext import _cli, _conv, _pool, nn
 
 
 def main(threads=1):
+    # As `cnnext train` does by default: BLAS on one thread (the model's GEMMs
+    # are too small to share), cnnext's own kernels on `threads`.
     from threadpoolctl import threadpool_limits
-    threadpool_limits(threads)
+    threadpool_limits(1, user_api="blas")
     cnnext.set_num_threads(threads)
     train, _ = _cli._digits(0)
     model = _cli.course_model((8, 8, 1), 10, "float32", 0)
