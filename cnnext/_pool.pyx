@@ -10,69 +10,74 @@ import numpy as np
 
 
 cdef extern from "_window_ops.h" nogil:
+    Py_ssize_t CNX_WINDOW_SCRATCH(Py_ssize_t f, Py_ssize_t C)
     void cnx_window_max_f(const float* a, Py_ssize_t row_stride, Py_ssize_t f,
-                          Py_ssize_t C, float* out)
+                          Py_ssize_t C, float* out, float* scratch)
     void cnx_window_max_d(const double* a, Py_ssize_t row_stride, Py_ssize_t f,
-                          Py_ssize_t C, double* out)
+                          Py_ssize_t C, double* out, double* scratch)
     void cnx_window_mean_f(const float* a, Py_ssize_t row_stride, Py_ssize_t f,
-                           Py_ssize_t C, float* out)
+                           Py_ssize_t C, float* out, float* scratch)
     void cnx_window_mean_d(const double* a, Py_ssize_t row_stride, Py_ssize_t f,
-                           Py_ssize_t C, double* out)
+                           Py_ssize_t C, double* out, double* scratch)
     void cnx_window_max_backward_f(const float* a, float* da, Py_ssize_t row_stride,
                                    Py_ssize_t f, Py_ssize_t C, const float* grad,
-                                   float* window_max)
+                                   float* scratch, int accumulate)
     void cnx_window_max_backward_d(const double* a, double* da, Py_ssize_t row_stride,
                                    Py_ssize_t f, Py_ssize_t C, const double* grad,
-                                   double* window_max)
+                                   double* scratch, int accumulate)
     void cnx_window_mean_backward_f(float* da, Py_ssize_t row_stride, Py_ssize_t f,
-                                    Py_ssize_t C, const float* grad)
+                                    Py_ssize_t C, const float* grad, float* scratch,
+                                    int accumulate)
     void cnx_window_mean_backward_d(double* da, Py_ssize_t row_stride, Py_ssize_t f,
-                                    Py_ssize_t C, const double* grad)
+                                    Py_ssize_t C, const double* grad, double* scratch,
+                                    int accumulate)
 
 
 cdef inline void _window_forward(const floating* a, Py_ssize_t row_stride,
                                  Py_ssize_t f, Py_ssize_t C, bint is_max,
-                                 floating* out) noexcept nogil:
+                                 floating* out, floating* scratch) noexcept nogil:
     if floating is float:
         if is_max:
-            cnx_window_max_f(a, row_stride, f, C, out)
+            cnx_window_max_f(a, row_stride, f, C, out, scratch)
         else:
-            cnx_window_mean_f(a, row_stride, f, C, out)
+            cnx_window_mean_f(a, row_stride, f, C, out, scratch)
     else:
         if is_max:
-            cnx_window_max_d(a, row_stride, f, C, out)
+            cnx_window_max_d(a, row_stride, f, C, out, scratch)
         else:
-            cnx_window_mean_d(a, row_stride, f, C, out)
+            cnx_window_mean_d(a, row_stride, f, C, out, scratch)
 
 
 cdef inline void _window_backward(const floating* a, floating* da,
                                   Py_ssize_t row_stride, Py_ssize_t f, Py_ssize_t C,
                                   const floating* grad, bint is_max,
-                                  floating* window_max) noexcept nogil:
+                                  floating* scratch, int accumulate) noexcept nogil:
     if floating is float:
         if is_max:
-            cnx_window_max_backward_f(a, da, row_stride, f, C, grad, window_max)
+            cnx_window_max_backward_f(a, da, row_stride, f, C, grad, scratch, accumulate)
         else:
-            cnx_window_mean_backward_f(da, row_stride, f, C, grad)
+            cnx_window_mean_backward_f(da, row_stride, f, C, grad, scratch, accumulate)
     else:
         if is_max:
-            cnx_window_max_backward_d(a, da, row_stride, f, C, grad, window_max)
+            cnx_window_max_backward_d(a, da, row_stride, f, C, grad, scratch, accumulate)
         else:
-            cnx_window_mean_backward_d(da, row_stride, f, C, grad)
+            cnx_window_mean_backward_d(da, row_stride, f, C, grad, scratch, accumulate)
 
 
 def pool_forward(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] out,
                  Py_ssize_t f, Py_ssize_t stride, bint is_max):
     """out[i, h, w, :] = max or mean of the window of output pixel (h, w)."""
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
-    if C == 0:
+    if C == 0 or out.shape[0] == 0:
         return
+    cdef floating[::1] scratch = np.empty(CNX_WINDOW_SCRATCH(f, C),
+                                          dtype=np.asarray(out).dtype)
     with nogil:
         for i in range(out.shape[0]):
             for h in range(out.shape[1]):
                 for w in range(out.shape[2]):
                     _window_forward(&A[i, h * stride, w * stride, 0], row_stride,
-                                    f, C, is_max, &out[i, h, w, 0])
+                                    f, C, is_max, &out[i, h, w, 0], &scratch[0])
 
 
 def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] dA,
@@ -80,9 +85,12 @@ def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] d
                   bint is_max):
     """Add to dA_prev (zeroed, shape of A) the gradient flowing back from dA."""
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
-    if C == 0:
+    if C == 0 or dA.shape[0] == 0:
         return
-    cdef floating[::1] window_max = np.empty(C, dtype=np.asarray(dA_prev).dtype)
+    cdef floating[::1] scratch = np.empty(CNX_WINDOW_SCRATCH(f, C),
+                                          dtype=np.asarray(dA_prev).dtype)
+    # Windows that do not overlap are assigned rather than added to.
+    cdef int accumulate = stride < f
     with nogil:
         for i in range(dA.shape[0]):
             for h in range(dA.shape[1]):
@@ -90,4 +98,4 @@ def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] d
                     _window_backward(&A[i, h * stride, w * stride, 0],
                                      &dA_prev[i, h * stride, w * stride, 0],
                                      row_stride, f, C, &dA[i, h, w, 0], is_max,
-                                     &window_max[0])
+                                     &scratch[0], accumulate)

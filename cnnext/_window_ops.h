@@ -24,70 +24,153 @@
 #define CNX_DISPATCH
 #endif
 
+/* With C >= CNX_SHORT_C the loops run over the C channels of one pixel at a
+ * time. With fewer channels they run over one window row at a time instead:
+ * its f pixels x C channels are f*C consecutive elements, a run long enough
+ * to vectorise (the SIGNS case: f = 8, C = 8), at the cost of a pass through
+ * `scratch` (CNX_WINDOW_SCRATCH(f, C) elements). */
+#define CNX_SHORT_C 32
+#define CNX_WINDOW_SCRATCH(f, C) (3 * (f) * (C) + (C))
+
 #define CNX_DEFINE_WINDOW_OPS(T, SUFFIX)                                              \
 /* out[c] = max of the window's channel c; a NaN wins, as in np.max. */               \
 CNX_DISPATCH static void cnx_window_max_##SUFFIX(                                     \
         const T *restrict a, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,          \
-        T *restrict out)                                                              \
+        T *restrict out, T *restrict scratch)                                         \
 {                                                                                     \
-    for (ptrdiff_t c = 0; c < C; c++) out[c] = a[c];                                  \
-    for (ptrdiff_t di = 0; di < f; di++)                                              \
-        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
-            const T *restrict src = a + di * row_stride + dj * C;                     \
-            for (ptrdiff_t c = 0; c < C; c++) {                                       \
-                T v = src[c], m = out[c];                                             \
-                out[c] = (v > m || v != v) ? v : m;                                   \
+    if (C >= CNX_SHORT_C) { /* channel runs long enough: one pass per pixel */      \
+        for (ptrdiff_t c = 0; c < C; c++) out[c] = a[c];                              \
+        for (ptrdiff_t di = 0; di < f; di++)                                          \
+            for (ptrdiff_t dj = 0; dj < f; dj++) {                                    \
+                const T *restrict src = a + di * row_stride + dj * C;                 \
+                for (ptrdiff_t c = 0; c < C; c++) {                                   \
+                    T v = src[c], m = out[c];                                         \
+                    out[c] = (v > m || v != v) ? v : m;                               \
+                }                                                                     \
             }                                                                         \
+        return;                                                                       \
+    }                                                                                 \
+    const ptrdiff_t n = f * C;                                                        \
+    T *restrict col_max = scratch; /* max over the rows, per (dj, c) */               \
+    for (ptrdiff_t k = 0; k < n; k++) col_max[k] = a[k];                              \
+    for (ptrdiff_t di = 1; di < f; di++) {                                            \
+        const T *restrict src = a + di * row_stride;                                  \
+        for (ptrdiff_t k = 0; k < n; k++) {                                           \
+            T v = src[k], m = col_max[k];                                             \
+            col_max[k] = (v > m || v != v) ? v : m;                                   \
+        }                                                                             \
+    }                                                                                 \
+    for (ptrdiff_t c = 0; c < C; c++) out[c] = col_max[c];                            \
+    for (ptrdiff_t dj = 1; dj < f; dj++)                                              \
+        for (ptrdiff_t c = 0; c < C; c++) {                                           \
+            T v = col_max[dj * C + c], m = out[c];                                    \
+            out[c] = (v > m || v != v) ? v : m;                                       \
         }                                                                             \
 }                                                                                     \
                                                                                       \
 /* out[c] = mean of the window's channel c. */                                        \
 CNX_DISPATCH static void cnx_window_mean_##SUFFIX(                                    \
         const T *restrict a, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,          \
-        T *restrict out)                                                              \
+        T *restrict out, T *restrict scratch)                                         \
 {                                                                                     \
-    for (ptrdiff_t c = 0; c < C; c++) out[c] = 0;                                     \
-    for (ptrdiff_t di = 0; di < f; di++)                                              \
-        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
-            const T *restrict src = a + di * row_stride + dj * C;                     \
-            for (ptrdiff_t c = 0; c < C; c++) out[c] += src[c];                       \
-        }                                                                             \
     const T count = (T)(f * f);                                                       \
+    if (C >= CNX_SHORT_C) {                                                           \
+        for (ptrdiff_t c = 0; c < C; c++) out[c] = 0;                                 \
+        for (ptrdiff_t di = 0; di < f; di++)                                          \
+            for (ptrdiff_t dj = 0; dj < f; dj++) {                                    \
+                const T *restrict src = a + di * row_stride + dj * C;                 \
+                for (ptrdiff_t c = 0; c < C; c++) out[c] += src[c];                   \
+            }                                                                         \
+        for (ptrdiff_t c = 0; c < C; c++) out[c] /= count;                            \
+        return;                                                                       \
+    }                                                                                 \
+    const ptrdiff_t n = f * C;                                                        \
+    T *restrict col_sum = scratch;                                                    \
+    for (ptrdiff_t k = 0; k < n; k++) col_sum[k] = a[k];                              \
+    for (ptrdiff_t di = 1; di < f; di++) {                                            \
+        const T *restrict src = a + di * row_stride;                                  \
+        for (ptrdiff_t k = 0; k < n; k++) col_sum[k] += src[k];                       \
+    }                                                                                 \
+    for (ptrdiff_t c = 0; c < C; c++) out[c] = col_sum[c];                            \
+    for (ptrdiff_t dj = 1; dj < f; dj++)                                              \
+        for (ptrdiff_t c = 0; c < C; c++) out[c] += col_sum[dj * C + c];              \
     for (ptrdiff_t c = 0; c < C; c++) out[c] /= count;                                \
 }                                                                                     \
                                                                                       \
-/* da[window] += mask * grad, mask = (x == max(x)) as in the seed: every tied    \
+/* da[window] (+)= mask * grad, mask = (x == max(x)) as in the seed: every tied   \
  * entry receives the gradient, and an inf or NaN gradient spreads as numpy's     \
- * mask * dA does. Written as a product so that it vectorises. window_max is      \
- * scratch of C elements. */                                                        \
+ * mask * dA does. Written as a product so that it vectorises. With           \
+ * `accumulate` 0 (windows that do not overlap) the window is assigned, which    \
+ * spares reading it back. */                                                       \
 CNX_DISPATCH static void cnx_window_max_backward_##SUFFIX(                            \
         const T *restrict a, T *restrict da, ptrdiff_t row_stride, ptrdiff_t f,       \
-        ptrdiff_t C, const T *restrict grad, T *restrict window_max)                  \
+        ptrdiff_t C, const T *restrict grad, T *restrict scratch, int accumulate)     \
 {                                                                                     \
-    cnx_window_max_##SUFFIX(a, row_stride, f, C, window_max);                         \
-    for (ptrdiff_t di = 0; di < f; di++)                                              \
-        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
-            const ptrdiff_t at = di * row_stride + dj * C;                            \
-            const T *restrict src = a + at;                                           \
-            T *restrict dst = da + at;                                                \
-            for (ptrdiff_t c = 0; c < C; c++) {                                       \
-                T mask = (src[c] == window_max[c]) ? (T)1 : (T)0;                     \
-                dst[c] += mask * grad[c];                                             \
+    const ptrdiff_t n = f * C;                                                        \
+    T *restrict row_max = scratch + n, *restrict row_grad = scratch + 2 * n;          \
+    T *restrict window_max = scratch + 3 * n;                                         \
+    cnx_window_max_##SUFFIX(a, row_stride, f, C, window_max, scratch);                \
+    if (C >= CNX_SHORT_C) {                                                           \
+        for (ptrdiff_t di = 0; di < f; di++)                                          \
+            for (ptrdiff_t dj = 0; dj < f; dj++) {                                    \
+                const ptrdiff_t at = di * row_stride + dj * C;                        \
+                const T *restrict src = a + at;                                       \
+                T *restrict dst = da + at;                                            \
+                for (ptrdiff_t c = 0; c < C; c++) {                                   \
+                    T mask = (src[c] == window_max[c]) ? (T)1 : (T)0;                 \
+                    dst[c] = (accumulate ? dst[c] : (T)0) + mask * grad[c];           \
+                }                                                                     \
+            }                                                                         \
+        return;                                                                       \
+    }                                                                                 \
+    for (ptrdiff_t dj = 0; dj < f; dj++)                                              \
+        for (ptrdiff_t c = 0; c < C; c++) {                                           \
+            row_max[dj * C + c] = window_max[c];                                      \
+            row_grad[dj * C + c] = grad[c];                                           \
+        }                                                                             \
+    for (ptrdiff_t di = 0; di < f; di++) {                                            \
+        const T *restrict src = a + di * row_stride;                                  \
+        T *restrict dst = da + di * row_stride;                                       \
+        if (accumulate) {                                                             \
+            for (ptrdiff_t k = 0; k < n; k++) {                                       \
+                T mask = (src[k] == row_max[k]) ? (T)1 : (T)0;                        \
+                dst[k] += mask * row_grad[k];                                         \
+            }                                                                         \
+        } else {                                                                      \
+            for (ptrdiff_t k = 0; k < n; k++) {                                       \
+                T mask = (src[k] == row_max[k]) ? (T)1 : (T)0;                        \
+                dst[k] = mask * row_grad[k];                                          \
             }                                                                         \
         }                                                                             \
+    }                                                                                 \
 }                                                                                     \
                                                                                       \
-/* da[window] += grad / f**2: the average's gradient, spread evenly. */               \
+/* da[window] (+)= grad / f**2: the average's gradient, spread evenly. */             \
 CNX_DISPATCH static void cnx_window_mean_backward_##SUFFIX(                           \
         T *restrict da, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,               \
-        const T *restrict grad)                                                       \
+        const T *restrict grad, T *restrict scratch, int accumulate)                  \
 {                                                                                     \
+    const ptrdiff_t n = f * C;                                                        \
     const T count = (T)(f * f);                                                       \
-    for (ptrdiff_t di = 0; di < f; di++)                                              \
-        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
-            T *restrict dst = da + di * row_stride + dj * C;                          \
-            for (ptrdiff_t c = 0; c < C; c++) dst[c] += grad[c] / count;              \
-        }                                                                             \
+    if (C >= CNX_SHORT_C) {                                                           \
+        for (ptrdiff_t di = 0; di < f; di++)                                          \
+            for (ptrdiff_t dj = 0; dj < f; dj++) {                                    \
+                T *restrict dst = da + di * row_stride + dj * C;                      \
+                for (ptrdiff_t c = 0; c < C; c++)                                     \
+                    dst[c] = (accumulate ? dst[c] : (T)0) + grad[c] / count;          \
+            }                                                                         \
+        return;                                                                       \
+    }                                                                                 \
+    T *restrict row_grad = scratch;                                                   \
+    for (ptrdiff_t dj = 0; dj < f; dj++)                                              \
+        for (ptrdiff_t c = 0; c < C; c++) row_grad[dj * C + c] = grad[c] / count;     \
+    for (ptrdiff_t di = 0; di < f; di++) {                                            \
+        T *restrict dst = da + di * row_stride;                                       \
+        if (accumulate)                                                               \
+            for (ptrdiff_t k = 0; k < n; k++) dst[k] += row_grad[k];                  \
+        else                                                                          \
+            for (ptrdiff_t k = 0; k < n; k++) dst[k] = row_grad[k];                   \
+    }                                                                                 \
 }
 
 CNX_DEFINE_WINDOW_OPS(float, f)
