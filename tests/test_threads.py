@@ -237,3 +237,68 @@ def test_gil_released(name):
     assert progress[-1] >= MIN_STEPS * STEP, (
         f"{name}: a pure-Python thread advanced {progress} steps in {len(progress)} "
         "calls; the call seems to hold the GIL throughout")
+
+
+# --------------------------------------------------------------------------
+# Thread control: set_num_threads, OMP_NUM_THREADS, threadpoolctl
+# --------------------------------------------------------------------------
+
+def test_omp_num_threads_sets_the_default(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    code = "import cnnext; print(cnnext.get_num_threads())"
+    # Outside the checkout: "-c" puts the working directory on sys.path.
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+
+
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError, match="num_threads must be >= 1; got 0"):
+        cnnext.set_num_threads(0)
+    with pytest.raises(TypeError, match="num_threads must be an integer; got float 2.0"):
+        cnnext.set_num_threads(2.0)
+
+
+def _slices_used(call):
+    """How many slices cnnext split one call into (1: not split)."""
+    from cnnext import _parallel
+    used = []
+    real = _parallel._run_slices
+
+    def spy(kernel, n, n_parts):
+        used.append(n_parts)
+        return real(kernel, n, n_parts)
+
+    _parallel._run_slices = spy
+    try:
+        call()
+    finally:
+        _parallel._run_slices = real
+    return max(used, default=1)
+
+
+def test_threadpoolctl_blas_limit_caps_cnnext_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((8, 32, 32, 32))
+    W = rng.standard_normal((3, 3, 32, 32))
+    b = np.zeros((1, 1, 1, 32))
+    hp = {"stride": 1, "pad": 1}
+    before = cnnext.get_num_threads()
+    cnnext.set_num_threads(2)
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            assert _slices_used(lambda: cnnext.conv_forward(A, W, b, hp)) == 2
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):
+            assert _slices_used(lambda: cnnext.conv_forward(A, W, b, hp)) == 1
+            # and BLAS is left as the user set it
+            blas = [d["num_threads"] for d in threadpoolctl.threadpool_info()
+                    if d["user_api"] == "blas"]
+            assert blas and all(n == 1 for n in blas)
+        cnnext.set_num_threads(1)
+        assert _slices_used(lambda: cnnext.conv_forward(A, W, b, hp)) == 1
+    finally:
+        cnnext.set_num_threads(before)
