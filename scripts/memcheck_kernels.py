@@ -44,6 +44,7 @@ for dtype in (np.float32, np.float64):
             conv_case((1, 5, 6, 6), f, 3, stride, pad, dtype)   # direct, 5-8 channels
         for mode in ("max", "average"):
             pool_case((2, 7, 6, 3), f, stride, mode, dtype)
+            pool_case((1, 7, 6, 33), f, stride, mode, dtype)  # per-pixel channel loops
     conv_case((2, 32, 32, 64), 3, 4, 1, 1, dtype)       # im2row in several chunks
     conv_case((1, 6, 6, 6), 3, 20, 1, 1, dtype)         # im2row, few channels
     conv_case((0, 5, 5, 3), 3, 2, 1, 1, dtype)          # empty batch
