@@ -30,6 +30,8 @@ cdef extern from "_conv_direct.h" nogil:
         CNX_HALF_VL_f
         CNX_HALF_VL_d
         CNX_DW_PIX
+    void cnx_add_f(float* dst, const float* src, Py_ssize_t n)
+    void cnx_add_d(double* dst, const double* src, Py_ssize_t n)
     void cnx_conv_direct_row_half_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
                                     const float* w, const float* bias, Py_ssize_t f,
                                     Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
@@ -73,13 +75,20 @@ cdef enum:
     CHUNK_BYTES = 4 * 1024 * 1024
 
 
-cdef inline void _window_span(Py_ssize_t start, Py_ssize_t f, Py_ssize_t size,
-                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """[lo, hi): the offsets within a window starting at ``start`` that fall
-    inside [0, size); the others read the zero padding."""
+cdef inline void _pixel_window(Py_ssize_t q, Py_ssize_t n_H, Py_ssize_t n_W,
+                               Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad,
+                               Py_ssize_t Wd, Py_ssize_t* i, Py_ssize_t* y0,
+                               Py_ssize_t* x0, Py_ssize_t* lo,
+                               Py_ssize_t* hi) noexcept nogil:
+    """Where the window of output pixel q (flat over m, n_H, n_W) lies in A:
+    image i, top-left corner (y0, x0) (negative in the padding), and the
+    column offsets [lo, hi) of the window that fall inside the image."""
+    i[0] = q // (n_H * n_W)
+    y0[0] = (q // n_W) % n_H * stride - pad
+    x0[0] = q % n_W * stride - pad
     # Both clamped to [0, f]: with pad >= f a window can lie wholly in the padding.
-    lo[0] = min(max(-start, 0), f)
-    hi[0] = min(max(size - start, lo[0]), f)
+    lo[0] = min(max(-x0[0], 0), f)
+    hi[0] = min(max(Wd - x0[0], lo[0]), f)
 
 
 cdef void _im2row(const floating[:, :, :, ::1] A, floating[:, ::1] rows,
@@ -87,19 +96,14 @@ cdef void _im2row(const floating[:, :, :, ::1] A, floating[:, ::1] rows,
                   Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W) noexcept nogil:
     """Copy the windows of output pixels row0 .. row0 + len(rows) into rows."""
     cdef Py_ssize_t H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
-    cdef Py_ssize_t r, q, i, h, w, di, y, x0, lo, hi
+    cdef Py_ssize_t r, i, di, y, y0, x0, lo, hi
     cdef size_t item = sizeof(floating)
     cdef floating* dst
     for r in range(rows.shape[0]):
-        q = row0 + r
-        i = q // (n_H * n_W)
-        h = (q // n_W) % n_H
-        w = q % n_W
-        x0 = w * stride - pad
-        _window_span(x0, f, Wd, &lo, &hi)
+        _pixel_window(row0 + r, n_H, n_W, f, stride, pad, Wd, &i, &y0, &x0, &lo, &hi)
         dst = &rows[r, 0]
         for di in range(f):
-            y = h * stride - pad + di
+            y = y0 + di
             if y < 0 or y >= H:
                 memset(dst, 0, f * C * item)
             else:
@@ -116,25 +120,18 @@ cdef void _row2im_add(const floating[:, ::1] rows, floating[:, :, :, ::1] A,
                       Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W) noexcept nogil:
     """Adjoint of _im2row: add every window of rows back onto A (padding dropped)."""
     cdef Py_ssize_t H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
-    cdef Py_ssize_t r, q, i, h, w, di, y, x0, lo, hi, k, n
-    cdef const floating* src
-    cdef floating* dst
+    cdef Py_ssize_t r, i, di, y, y0, x0, lo, hi, n
     for r in range(rows.shape[0]):
-        q = row0 + r
-        i = q // (n_H * n_W)
-        h = (q // n_W) % n_H
-        w = q % n_W
-        x0 = w * stride - pad
-        _window_span(x0, f, Wd, &lo, &hi)
+        _pixel_window(row0 + r, n_H, n_W, f, stride, pad, Wd, &i, &y0, &x0, &lo, &hi)
         n = (hi - lo) * C
         for di in range(f):
-            y = h * stride - pad + di
+            y = y0 + di
             if y < 0 or y >= H or n == 0:
                 continue
-            src = &rows[r, (di * f + lo) * C]
-            dst = &A[i, y, x0 + lo, 0]
-            for k in range(n):
-                dst[k] += src[k]
+            if floating is float:
+                cnx_add_f(&A[i, y, x0 + lo, 0], &rows[r, (di * f + lo) * C], n)
+            else:
+                cnx_add_d(&A[i, y, x0 + lo, 0], &rows[r, (di * f + lo) * C], n)
 
 
 def _chunk_rows(Py_ssize_t n_rows, Py_ssize_t row_len, Py_ssize_t itemsize):
