@@ -11,8 +11,10 @@ Two ways, picked by the number of input channels:
   f*f*n_C_prev inputs that one output pixel sees; a chunk of rows times
   ``W2`` is then one GEMM at BLAS speed, and row2im scatters the backward's
   rows back. Chunks bound the scratch memory whatever the batch size.
-- direct (few input channels, see _use_direct): im2row rows would be too
-  short for BLAS; the kernels of ``_conv_direct.h`` read the windows in place.
+- direct (see _use_direct): the kernels of ``_conv_direct.h`` read the
+  windows in place. The backward's wins where im2row rows would be too short
+  for BLAS (few input channels); the forward's register tiles also beat
+  im2row + GEMM on wider stride-1 layers.
 
 Both split their work over cnnext's threads (``_parallel.py``).
 """
@@ -63,11 +65,14 @@ cdef extern from "_conv_direct.h" nogil:
 
 # Where the direct kernels beat im2row + GEMM: the im2row rows (f*f*n_C_prev
 # long) are then too short for BLAS to run well. Measured on one thread, 3x3
-# filters: direct wins up to 4 input channels, and up to 8 when there are at
-# most 16 output channels; from 16 input channels im2row wins.
+# filters: the direct backward wins up to 4 input channels, and up to 8 when
+# there are at most 16 output channels; from 16 input channels im2row wins.
+# The direct forward, register-tiled, also wins on stride-1 layers up to
+# 64 channels in and out (1 and 2 threads, see _use_direct).
 DIRECT_MAX_CHANNELS = 4
 DIRECT_MAX_CHANNELS_FEW_OUTPUTS = 8
 DIRECT_FEW_OUTPUTS = 16
+DIRECT_FORWARD_MAX_CHANNELS = 64
 
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache
 # between the copy and the GEMM that reads them.
@@ -200,11 +205,16 @@ def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
                         stride, n_W, &dz_pad[0], &dcol[0])
 
 
-def _use_direct(A, Z):
+def _use_direct(A, Z, Py_ssize_t stride, bint forward):
+    """Whether the direct kernels run this layer rather than im2row + GEMM."""
     C, n_C = A.shape[3], Z.shape[3]
-    return Z.size > 0 and C >= 1 and (
-        C <= DIRECT_MAX_CHANNELS
-        or (C <= DIRECT_MAX_CHANNELS_FEW_OUTPUTS and n_C <= DIRECT_FEW_OUTPUTS))
+    if Z.size == 0 or C < 1:
+        return False
+    if C <= DIRECT_MAX_CHANNELS or (C <= DIRECT_MAX_CHANNELS_FEW_OUTPUTS
+                                    and n_C <= DIRECT_FEW_OUTPUTS):
+        return True
+    return (forward and stride == 1 and C <= DIRECT_FORWARD_MAX_CHANNELS
+            and n_C <= DIRECT_FORWARD_MAX_CHANNELS)
 
 
 def _round_up(Py_ssize_t n, Py_ssize_t multiple):
@@ -286,7 +296,7 @@ def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
     if Z.size == 0:
         return
     K, n_C = W2.shape
-    if _use_direct(A, Z):
+    if _use_direct(A, Z, stride, forward=True):
         _conv_forward_direct_driver(A, W2, b, Z, f, stride, pad)
         return
     # im2row: output pixels are independent, so threads split the rows.
@@ -327,7 +337,7 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
     """Fill dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
     if dZ.size == 0:
         return
-    if _use_direct(A, dZ):
+    if _use_direct(A, dZ, stride, forward=False):
         _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad)
         return
     # Images are split between threads: the windows of one image overlap in

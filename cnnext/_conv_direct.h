@@ -26,48 +26,104 @@ typedef float cnx_half_f __attribute__((vector_size(32), aligned(4)));
 typedef double cnx_half_d __attribute__((vector_size(32), aligned(8)));
 enum { CNX_VL_f = 16, CNX_VL_d = 8, CNX_HALF_VL_f = 8, CNX_HALF_VL_d = 4 };
 
-/* PIX output pixels x VL output channels accumulate in PIX vector registers;
- * each weight vector loaded is used PIX times. */
-#define CNX_DEFINE_CONV_DIRECT(T, NAME, VEC, VL, PIX)                                 \
+/* One tile: PIX output pixels of a row x NB vectors of output channels
+ * from channel nb, summed over the whole window in PIX * NB vector registers.
+ * Each input value is broadcast once and used NB times, each weight vector
+ * loaded once and used PIX times, and PIX * NB >= 8 independent sums hide
+ * the latency of the fused multiply-adds. Pixels past the row's end
+ * (n_pix < PIX) recompute the last one and are never stored, so that no read
+ * leaves the image. */
+#define CNX_DEFINE_CONV_TILE(T, NAME, VEC, VL, PIX, NB)                               \
+static inline __attribute__((always_inline)) void NAME(                               \
+        const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict w,          \
+        const T *restrict bias, ptrdiff_t f, ptrdiff_t nC, ptrdiff_t nC_pad,          \
+        ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t w0, ptrdiff_t n_pix, ptrdiff_t nb,  \
+        T *restrict z)                                                                \
+{                                                                                     \
+    ptrdiff_t offset[PIX];                                                            \
+    for (int p = 0; p < PIX; p++)                                                     \
+        offset[p] = (p < n_pix ? p : n_pix - 1) * stride * C;                         \
+    VEC acc[PIX][NB];                                                                 \
+    _Pragma("GCC unroll 16")                                                          \
+    for (int p = 0; p < PIX; p++)                                                     \
+        _Pragma("GCC unroll 4")                                                       \
+        for (int q = 0; q < NB; q++) acc[p][q] = *(const VEC *)(bias + nb + q * VL);  \
+    for (ptrdiff_t di = 0; di < f; di++)                                              \
+        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
+            const T *restrict src = a + ((y0 + di) * Wp + w0 * stride + dj) * C;      \
+            const T *restrict wsrc = w + (di * f + dj) * C * nC_pad + nb;             \
+            for (ptrdiff_t c = 0; c < C; c++) {                                       \
+                VEC wv[NB];                                                           \
+                _Pragma("GCC unroll 4")                                               \
+                for (int q = 0; q < NB; q++)                                          \
+                    wv[q] = *(const VEC *)(wsrc + c * nC_pad + q * VL);               \
+                _Pragma("GCC unroll 16")                                              \
+                for (int p = 0; p < PIX; p++) {                                       \
+                    const T x = src[offset[p] + c];                                   \
+                    _Pragma("GCC unroll 4")                                           \
+                    for (int q = 0; q < NB; q++) acc[p][q] += x * wv[q];              \
+                }                                                                     \
+            }                                                                         \
+        }                                                                             \
+    if (nC == nC_pad) { /* whole vectors: store them as they are */                   \
+        for (ptrdiff_t p = 0; p < n_pix; p++)                                         \
+            for (int q = 0; q < NB; q++)                                              \
+                *(VEC *)(z + (w0 + p) * nC + nb + q * VL) = acc[p][q];                \
+        return;                                                                       \
+    }                                                                                 \
+    for (ptrdiff_t p = 0; p < n_pix; p++)                                             \
+        for (int q = 0; q < NB; q++)                                                  \
+            for (ptrdiff_t k = 0; k < VL && nb + q * VL + k < nC; k++)                \
+                z[(w0 + p) * nC + nb + q * VL + k] = acc[p][q][k];                    \
+}
+
+/* One output row: z = conv of the window rows from y0, in tiles of
+ * CNX_DEFINE_CONV_TILE. The channel vectors go NB at a time, NB the largest
+ * of 4, 2, 1 that divides their number; the more vectors a tile holds, the
+ * fewer pixels (PIX4 <= PIX2 <= PIX1), to fit the 32 vector registers of
+ * AVX-512. A row's last pixels go in tiles of 4, which waste less. */
+#define CNX_DEFINE_CONV_DIRECT(T, NAME, VEC, VL, PIX1, PIX2, PIX4)                    \
+CNX_DEFINE_CONV_TILE(T, NAME##_tile1, VEC, VL, PIX1, 1)                               \
+CNX_DEFINE_CONV_TILE(T, NAME##_tile2, VEC, VL, PIX2, 2)                               \
+CNX_DEFINE_CONV_TILE(T, NAME##_tile4, VEC, VL, PIX4, 4)                               \
+CNX_DEFINE_CONV_TILE(T, NAME##_tail1, VEC, VL, 4, 1)                                  \
+CNX_DEFINE_CONV_TILE(T, NAME##_tail2, VEC, VL, 4, 2)                                  \
+CNX_DEFINE_CONV_TILE(T, NAME##_tail4, VEC, VL, 4, 4)                                  \
 CNX_DISPATCH static void NAME(                                                        \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C,                               \
         const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
         ptrdiff_t nC_pad, ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t n_W,              \
         T *restrict z)                                                                \
 {                                                                                     \
-    for (ptrdiff_t w0 = 0; w0 < n_W; w0 += PIX) {                                     \
+    const ptrdiff_t n_vec = nC_pad / VL;                                              \
+    const int NB = n_vec % 4 == 0 ? 4 : n_vec % 2 == 0 ? 2 : 1;                      \
+    const ptrdiff_t PIX = NB == 4 ? PIX4 : NB == 2 ? PIX2 : PIX1;                     \
+    ptrdiff_t w0 = 0;                                                                 \
+    for (; w0 < n_W; w0 += PIX) {                                                     \
         const ptrdiff_t n_pix = n_W - w0 < PIX ? n_W - w0 : PIX;                      \
-        /* Pixels past the row's end recompute the last one (never stored), */        \
-        /* so that no read leaves the image. */                                       \
-        ptrdiff_t offset[PIX];                                                        \
-        for (ptrdiff_t p = 0; p < PIX; p++)                                           \
-            offset[p] = (p < n_pix ? p : n_pix - 1) * stride * C;                     \
-        for (ptrdiff_t nb = 0; nb < nC_pad; nb += VL) {                               \
-            VEC acc[PIX];                                                             \
-            for (int p = 0; p < PIX; p++) acc[p] = *(const VEC *)(bias + nb);         \
-            for (ptrdiff_t di = 0; di < f; di++)                                      \
-                for (ptrdiff_t dj = 0; dj < f; dj++) {                                \
-                    const T *restrict src = a + ((y0 + di) * Wp + w0 * stride + dj) * C; \
-                    const T *restrict wsrc = w + (di * f + dj) * C * nC_pad + nb;     \
-                    for (ptrdiff_t c = 0; c < C; c++) {                               \
-                        const VEC wv = *(const VEC *)(wsrc + c * nC_pad);             \
-                        _Pragma("GCC unroll 16")                                      \
-                        for (int p = 0; p < PIX; p++)                                 \
-                            acc[p] += src[offset[p] + c] * wv;                        \
-                    }                                                                 \
-                }                                                                     \
-            const ptrdiff_t n_out = nC - nb < VL ? nC - nb : VL;                      \
-            for (ptrdiff_t p = 0; p < n_pix; p++)                                     \
-                for (ptrdiff_t k = 0; k < n_out; k++)                                 \
-                    z[(w0 + p) * nC + nb + k] = acc[p][k];                            \
+        for (ptrdiff_t nb = 0; nb < nC_pad; nb += NB * VL) {                          \
+            if (n_pix == PIX) {                                                       \
+                if (NB == 4) NAME##_tile4(CNX_TILE_ARGS);                             \
+                else if (NB == 2) NAME##_tile2(CNX_TILE_ARGS);                        \
+                else NAME##_tile1(CNX_TILE_ARGS);                                     \
+                continue;                                                             \
+            }                                                                         \
+            for (ptrdiff_t t = 0; t < n_pix; t += 4) { /* the row's last pixels */    \
+                const ptrdiff_t n_tail = n_pix - t < 4 ? n_pix - t : 4;               \
+                if (NB == 4) NAME##_tail4(CNX_TAIL_ARGS);                             \
+                else if (NB == 2) NAME##_tail2(CNX_TAIL_ARGS);                        \
+                else NAME##_tail1(CNX_TAIL_ARGS);                                     \
+            }                                                                         \
         }                                                                             \
     }                                                                                 \
 }
+#define CNX_TILE_ARGS a, Wp, C, w, bias, f, nC, nC_pad, stride, y0, w0, n_pix, nb, z
+#define CNX_TAIL_ARGS a, Wp, C, w, bias, f, nC, nC_pad, stride, y0, w0 + t, n_tail, nb, z
 
-CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_f, cnx_vec_f, CNX_VL_f, 4)
-CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, cnx_vec_d, CNX_VL_d, 4)
-CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_half_f, cnx_half_f, CNX_HALF_VL_f, 8)
-CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_VL_d, 8)
+CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_f, cnx_vec_f, CNX_VL_f, 12, 12, 6)
+CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, cnx_vec_d, CNX_VL_d, 12, 12, 6)
+CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_half_f, cnx_half_f, CNX_HALF_VL_f, 12, 12, 6)
+CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_VL_d, 12, 12, 6)
 
 /* dst[:n] += src[:n] in the widest vectors that fit: a window row is often
  * shorter than one full vector (f * C = 12 for a 4x4 RGB filter), which the
@@ -162,6 +218,9 @@ CNX_DEFINE_CONV_DIRECT_BACKWARD(float, f)
 CNX_DEFINE_CONV_DIRECT_BACKWARD(double, d)
 
 #undef CNX_DEFINE_CONV_DIRECT
+#undef CNX_DEFINE_CONV_TILE
+#undef CNX_TILE_ARGS
+#undef CNX_TAIL_ARGS
 #undef CNX_DEFINE_CONV_DIRECT_BACKWARD
 #undef CNX_DW_UPDATE
 #undef CNX_DEFINE_ADD

@@ -215,6 +215,43 @@ def test_conv_forward_backward_vs_reference(case, dtype, ref, assert_close):
         assert_close(got, want)
 
 
+# Both convolution kernels on shapes that reach each of their code paths: the
+# direct kernel's register tiles hold 1, 2 or 4 channel vectors (16 float32 or
+# 8 float64 lanes; 8 or 4 in the half-width kernel for few output channels)
+# and 6 or 12 pixels, with a row's last 1-11 pixels in tiles of 4; n_C not a
+# multiple of the vector length leaves a partial vector to store.
+TILE_CASES = [
+    # (m, n_H_prev, n_W_prev, n_C_prev, f, n_C, stride, pad)
+    (2, 3, 14, 1, 3, 1, 1, 1),      # one half vector, 12-pixel tile + tail of 2
+    (1, 4, 30, 3, 2, 8, 1, 0),      # half vectors exactly full, tail of 5
+    (2, 3, 13, 2, 3, 9, 1, 1),      # one partial full-width vector
+    (1, 5, 25, 3, 3, 17, 2, 2),     # 1-2 vectors with a partial one, stride 2
+    (2, 2, 19, 1, 1, 24, 1, 0),     # two vectors (float64) / one and a half (float32)
+    (1, 3, 20, 3, 3, 33, 1, 1),     # partial third vector
+    (1, 4, 9, 4, 3, 64, 1, 1),      # 4 vectors, 6-pixel tile + tail of 3
+    (1, 3, 17, 2, 2, 65, 3, 1),     # 4 vectors and a partial fifth, stride 3
+    (2, 6, 6, 8, 3, 16, 1, 1),      # 8 channels, few outputs
+    (1, 7, 31, 16, 3, 32, 1, 1),    # wide: 16 in, 32 out
+]
+
+
+@pytest.mark.parametrize("path", ["direct", "im2row"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", TILE_CASES, ids=_case_id)
+def test_both_conv_kernels_vs_reference(case, dtype, path, ref, assert_close,
+                                        monkeypatch):
+    # Which kernel runs is cnnext's choice; force each in turn.
+    monkeypatch.setattr(cnnext._conv, "_use_direct",
+                        lambda A, Z, stride, forward: path == "direct" and Z.size > 0)
+    A, W, b, hp, dZ = _conv_inputs(case, dtype)
+    Z, cache = cnnext.conv_forward(A, W, b, hp)
+    assert_close(Z, ref.conv_forward(A, W, b, hp))
+    for got, want in zip(cnnext.conv_backward(dZ, cache),
+                         ref.conv_backward(dZ, (A, W, b, hp))):
+        assert got.dtype == dtype
+        assert_close(got, want)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", ["max", "average"])
 @pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
