@@ -50,6 +50,22 @@ cdef extern from "_conv_direct.h" nogil:
                                const double* w, const double* bias, Py_ssize_t f,
                                Py_ssize_t nC, Py_ssize_t nC_pad, Py_ssize_t stride,
                                Py_ssize_t y0, Py_ssize_t n_W, double* z)
+    void cnx_conv_weight_grad_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
+                                const float* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
+                                float* dw)
+    void cnx_conv_weight_grad_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
+                                const double* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
+                                double* dw)
+    void cnx_conv_weight_grad_half_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
+                                     const float* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                     Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
+                                     float* dw)
+    void cnx_conv_weight_grad_half_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
+                                     const double* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                     Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
+                                     double* dw)
     void cnx_conv_direct_backward_row_f(const float* a, float* da, Py_ssize_t Wp,
                                         Py_ssize_t C, const float* dz, const float* wt,
                                         float* dw, Py_ssize_t f, Py_ssize_t nC,
@@ -205,6 +221,32 @@ def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
                         stride, n_W, &dz_pad[0], &dcol[0])
 
 
+def _conv_weight_grad_direct(const floating[:, :, :, ::1] A_pad,
+                             const floating[:, :, :, ::1] dZ_pad,
+                             floating[:, ::1] dW_acc, Py_ssize_t f, Py_ssize_t stride,
+                             bint half):
+    """dW_acc += weight gradient of these images (see _conv_direct.h)."""
+    cdef Py_ssize_t i, Wp = A_pad.shape[2], C = A_pad.shape[3]
+    cdef Py_ssize_t n_H = dZ_pad.shape[1], n_W = dZ_pad.shape[2]
+    cdef Py_ssize_t nC_pad = dZ_pad.shape[3]
+    with nogil:
+        for i in range(dZ_pad.shape[0]):
+            if floating is float:
+                if half:
+                    cnx_conv_weight_grad_half_f(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                                                n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
+                else:
+                    cnx_conv_weight_grad_f(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                                           n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
+            else:
+                if half:
+                    cnx_conv_weight_grad_half_d(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                                                n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
+                else:
+                    cnx_conv_weight_grad_d(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                                           n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
+
+
 def _use_direct(A, Z, Py_ssize_t stride, bint forward):
     """Whether the direct kernels run this layer rather than im2row + GEMM."""
     C, n_C = A.shape[3], Z.shape[3]
@@ -287,6 +329,23 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
     _reduce_over_blocks(block_gradient, m, dZ.size * K * 2, dW2, MIN_DIRECT_WORK)
 
 
+def _weight_gradient_direct(A, dZ, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad,
+                            Py_ssize_t i0, Py_ssize_t i1):
+    """The weight gradient of images [i0, i1), (K, n_C padded), windows read in place."""
+    C, n_C = A.shape[3], dZ.shape[3]
+    dtype = dZ.dtype
+    half = n_C <= _vector_lanes(dtype, half=True)
+    nC_pad = _round_up(n_C, _vector_lanes(dtype, half))
+    dW_acc = np.zeros((f * f * C, nC_pad), dtype=dtype)
+    for j0, j1, A_pad in _padded_blocks(A, i0, i1, pad, dtype):
+        dZ_block = dZ[j0:j1]
+        if nC_pad != n_C:  # the kernel loads whole vectors of dZ's channels
+            dZ_block = np.zeros(dZ_block.shape[:3] + (nC_pad,), dtype=dtype)
+            dZ_block[..., :n_C] = dZ[j0:j1]
+        _conv_weight_grad_direct(A_pad, dZ_block, dW_acc, f, stride, half)
+    return dW_acc
+
+
 def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
     """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C).
 
@@ -337,6 +396,13 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
     """Fill dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
     if dZ.size == 0:
         return
+    if stride == 1 and pad < f and _use_direct(dZ, dA, 1, forward=True):
+        # Both gradients from register-tiled kernels, nothing scattered.
+        _input_gradient_transposed(W2, dZ, dA, f, pad)
+        _reduce_over_blocks(
+            lambda i0, i1: _weight_gradient_direct(A, dZ, f, stride, pad, i0, i1),
+            dZ.shape[0], dZ.size * W2.shape[0], dW2, MIN_DIRECT_WORK)
+        return
     if _use_direct(A, dZ, stride, forward=False):
         _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad)
         return
@@ -346,6 +412,21 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
         lambda i0, i1: _backward_images(A[i0:i1], W2, dZ[i0:i1], dA[i0:i1],
                                         f, stride, pad),
         dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, MIN_GEMM_WORK, calls_blas=True)
+
+
+def _input_gradient_transposed(W2, dZ, dA, Py_ssize_t f, Py_ssize_t pad):
+    """dA[...] = input gradient of a stride-1 convolution, as a convolution.
+
+    dA[y, x, c] = sum over (di, dj, n) of dZ[y + pad - di, x + pad - dj, n]
+    * W[di, dj, c, n]: the forward convolution of dZ, padded by f - 1 - pad,
+    with the filters flipped in space and their channel axes swapped. The
+    direct forward kernel then runs it with no im2row matrix and no scatter.
+    """
+    C, n_C = dA.shape[3], dZ.shape[3]
+    W_flipped = np.ascontiguousarray(
+        W2.reshape(f, f, C, n_C)[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(f * f * n_C, C)
+    _conv_forward_direct_driver(dZ, W_flipped, np.zeros(C, dtype=dA.dtype), dA,
+                                f, 1, f - 1 - pad)
 
 
 # The batch is cut into at most this many blocks, a number set by the size of
@@ -371,6 +452,29 @@ def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, min_work,
     for k in range(1, n_blocks):
         total = total + partial[k]
     out[...] = total[:, :out.shape[1]]
+
+
+def _weight_gradient_images(const floating[:, :, :, ::1] A, dZ, Py_ssize_t f,
+                            Py_ssize_t stride, Py_ssize_t pad):
+    """The weight gradient of these images: im2row rows.T @ dZ, chunk by chunk."""
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], n_C = dZ.shape[3]
+    cdef Py_ssize_t K = f * f * A.shape[3]
+    cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
+    cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
+    cdef Py_ssize_t row0, n
+    cdef floating[:, ::1] rows
+    dZ2 = dZ.reshape(total, n_C)
+    scratch = np.empty((chunk, K), dtype=dZ.dtype)
+    dW_part = np.empty((K, n_C), dtype=dZ.dtype)
+    dW2 = np.zeros((K, n_C), dtype=dZ.dtype)
+    for row0 in range(0, total, chunk):
+        n = min(chunk, total - row0)
+        rows = scratch[:n]
+        with nogil:
+            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
+        np.matmul(scratch[:n].T, dZ2[row0:row0 + n], out=dW_part)
+        np.add(dW2, dW_part, out=dW2)
+    return dW2
 
 
 def _backward_images(const floating[:, :, :, ::1] A, W2, dZ, dA, Py_ssize_t f,

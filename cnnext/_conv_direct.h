@@ -125,6 +125,80 @@ CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, cnx_vec_d, CNX_VL_d, 12, 1
 CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_half_f, cnx_half_f, CNX_HALF_VL_f, 12, 12, 6)
 CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_VL_d, 12, 12, 6)
 
+/* Weight gradient of one image, in register tiles: dw[k, nb:nb + NB*VL] +=
+ * sum over the output pixels of a_k * dz, for KT window positions k at a
+ * time (k flat over (di, dj, c), as the rows of W2). The transpose of the
+ * forward's tiles: each dz vector loaded is used KT times, each input value
+ * broadcast once and used NB times, and the sums stay in registers over all
+ * of the image's pixels. Positions past K (k0 + KT > K) recompute the last
+ * one and are never stored.
+ *
+ * `a` is the zero-padded image (Hp, Wp, C); `dz` its output gradient with
+ * the channel axis zero-padded: (n_H, n_W, nC_pad); `dw` is (K, nC_pad). */
+#define CNX_DEFINE_WGRAD_TILE(T, NAME, VEC, VL, KT, NB)                               \
+static inline __attribute__((always_inline)) void NAME(                               \
+        const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,         \
+        ptrdiff_t n_H, ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,                  \
+        ptrdiff_t stride, ptrdiff_t k0, ptrdiff_t n_k, ptrdiff_t nb, T *restrict dw)  \
+{                                                                                     \
+    ptrdiff_t offset[KT];                                                             \
+    for (int t = 0; t < KT; t++) {                                                    \
+        const ptrdiff_t k = k0 + (t < n_k ? t : n_k - 1);                             \
+        const ptrdiff_t di = k / (f * C), dj = k / C % f, c = k % C;                  \
+        offset[t] = (di * Wp + dj) * C + c;                                           \
+    }                                                                                 \
+    VEC acc[KT][NB];                                                                  \
+    _Pragma("GCC unroll 16")                                                          \
+    for (int t = 0; t < KT; t++)                                                      \
+        _Pragma("GCC unroll 4")                                                       \
+        for (int q = 0; q < NB; q++) acc[t][q] = (VEC){0};                            \
+    for (ptrdiff_t y = 0; y < n_H; y++)                                               \
+        for (ptrdiff_t x = 0; x < n_W; x++) {                                         \
+            const T *restrict src = a + (y * Wp + x) * stride * C;                    \
+            const T *restrict g = dz + (y * n_W + x) * nC_pad + nb;                   \
+            VEC gv[NB];                                                               \
+            _Pragma("GCC unroll 4")                                                   \
+            for (int q = 0; q < NB; q++) gv[q] = *(const VEC *)(g + q * VL);          \
+            _Pragma("GCC unroll 16")                                                  \
+            for (int t = 0; t < KT; t++) {                                            \
+                const T v = src[offset[t]];                                           \
+                _Pragma("GCC unroll 4")                                               \
+                for (int q = 0; q < NB; q++) acc[t][q] += v * gv[q];                  \
+            }                                                                         \
+        }                                                                             \
+    for (ptrdiff_t t = 0; t < n_k; t++)                                               \
+        for (int q = 0; q < NB; q++)                                                  \
+            *(VEC *)(dw + (k0 + t) * nC_pad + nb + q * VL) += acc[t][q];              \
+}
+
+/* dw += the weight gradient of one image, tiled as CNX_DEFINE_WGRAD_TILE. */
+#define CNX_DEFINE_WGRAD(T, NAME, VEC, VL, KT1, KT2, KT4)                             \
+CNX_DEFINE_WGRAD_TILE(T, NAME##_tile1, VEC, VL, KT1, 1)                               \
+CNX_DEFINE_WGRAD_TILE(T, NAME##_tile2, VEC, VL, KT2, 2)                               \
+CNX_DEFINE_WGRAD_TILE(T, NAME##_tile4, VEC, VL, KT4, 4)                               \
+CNX_DISPATCH static void NAME(                                                        \
+        const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,         \
+        ptrdiff_t n_H, ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,                  \
+        ptrdiff_t stride, T *restrict dw)                                             \
+{                                                                                     \
+    const ptrdiff_t n_vec = nC_pad / VL, K = f * f * C;                               \
+    const int NB = n_vec % 4 == 0 ? 4 : n_vec % 2 == 0 ? 2 : 1;                      \
+    const ptrdiff_t KT = NB == 4 ? KT4 : NB == 2 ? KT2 : KT1;                         \
+    for (ptrdiff_t nb = 0; nb < nC_pad; nb += NB * VL)                                \
+        for (ptrdiff_t k0 = 0; k0 < K; k0 += KT) {                                    \
+            const ptrdiff_t n_k = K - k0 < KT ? K - k0 : KT;                          \
+            if (NB == 4) NAME##_tile4(CNX_WGRAD_ARGS);                                \
+            else if (NB == 2) NAME##_tile2(CNX_WGRAD_ARGS);                           \
+            else NAME##_tile1(CNX_WGRAD_ARGS);                                        \
+        }                                                                             \
+}
+#define CNX_WGRAD_ARGS a, Wp, C, dz, n_H, n_W, nC_pad, f, stride, k0, n_k, nb, dw
+
+CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_f, cnx_vec_f, CNX_VL_f, 12, 12, 6)
+CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_d, cnx_vec_d, CNX_VL_d, 12, 12, 6)
+CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_half_f, cnx_half_f, CNX_HALF_VL_f, 12, 12, 6)
+CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_half_d, cnx_half_d, CNX_HALF_VL_d, 12, 12, 6)
+
 /* dst[:n] += src[:n] in the widest vectors that fit: a window row is often
  * shorter than one full vector (f * C = 12 for a 4x4 RGB filter), which the
  * compiler's own vectorisation would leave to a scalar loop. */
@@ -221,6 +295,9 @@ CNX_DEFINE_CONV_DIRECT_BACKWARD(double, d)
 #undef CNX_DEFINE_CONV_TILE
 #undef CNX_TILE_ARGS
 #undef CNX_TAIL_ARGS
+#undef CNX_DEFINE_WGRAD
+#undef CNX_DEFINE_WGRAD_TILE
+#undef CNX_WGRAD_ARGS
 #undef CNX_DEFINE_CONV_DIRECT_BACKWARD
 #undef CNX_DW_UPDATE
 #undef CNX_DEFINE_ADD

@@ -235,14 +235,18 @@ TILE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path", ["direct", "im2row"])
+@pytest.mark.parametrize("path", ["direct", "im2row", "narrow"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", TILE_CASES, ids=_case_id)
-def test_both_conv_kernels_vs_reference(case, dtype, path, ref, assert_close,
+def test_every_conv_kernel_vs_reference(case, dtype, path, ref, assert_close,
                                         monkeypatch):
-    # Which kernel runs is cnnext's choice; force each in turn.
-    monkeypatch.setattr(cnnext._conv, "_use_direct",
-                        lambda A, Z, stride, forward: path == "direct" and Z.size > 0)
+    # Which kernel runs is cnnext's choice; force each in turn. "direct": the
+    # tiled forward, and for stride-1 layers the tiled backward (a transposed
+    # convolution and the weight-gradient tiles); "narrow": the backward
+    # kernel of few-channel layers (which reads windows pixel by pixel).
+    def use_direct(A, Z, stride, forward):
+        return Z.size > 0 and (path == "direct" or (path == "narrow" and not forward))
+    monkeypatch.setattr(cnnext._conv, "_use_direct", use_direct)
     A, W, b, hp, dZ = _conv_inputs(case, dtype)
     Z, cache = cnnext.conv_forward(A, W, b, hp)
     assert_close(Z, ref.conv_forward(A, W, b, hp))
