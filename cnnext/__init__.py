@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _POOL_MODES = ("max", "average")
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
 
 
 # --------------------------------------------------------------------------
@@ -57,11 +59,14 @@ _POOL_MODES = ("max", "average")
 
 def _as_real_array(x, name):
     """``np.asarray(x)``, refusing dtypes that have no real arithmetic."""
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be a numeric array; could not convert "
-                        f"{type(x).__name__}: {exc}") from None
+    if type(x) is np.ndarray:
+        arr = x  # what np.asarray returns, without its call
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be a numeric array; could not convert "
+                            f"{type(x).__name__}: {exc}") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (float, integer or "
                         f"bool); got dtype {arr.dtype}")
@@ -70,6 +75,15 @@ def _as_real_array(x, name):
 
 def _compute_dtype(*arrays):
     """The float dtype a computation on ``arrays`` runs and returns in."""
+    # Small calls are dominated by this: skip the promotion when every input
+    # already has the same float32 or float64 dtype (the result_type then).
+    dtype = getattr(arrays[0], "dtype", None)
+    if dtype is _FLOAT32 or dtype is _FLOAT64:
+        for arr in arrays:
+            if getattr(arr, "dtype", None) is not dtype:
+                break
+        else:
+            return dtype
     dtype = np.result_type(*arrays)
     if dtype.kind in "biu":
         return np.dtype(np.float64)
@@ -88,6 +102,12 @@ def _check_4d(arr, name, axes):
 
 def _int_param(hparameters, key, minimum, keys_wanted, who):
     """hparameters[key] as a Python int >= minimum."""
+    # The usual plain dict of plain ints passes every check below, which cost
+    # more than the kernel on a small call.
+    if type(hparameters) is dict:
+        value = hparameters.get(key)
+        if type(value) is int and minimum <= value <= sys.maxsize:
+            return value
     if not isinstance(hparameters, Mapping):
         raise TypeError(f"hparameters must be a dict with keys {keys_wanted}; "
                         f"got {type(hparameters).__name__}")
