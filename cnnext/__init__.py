@@ -28,7 +28,7 @@ except ImportError as exc:  # the source tree, not an installed build
         f"(python -m puts the current one first on sys.path), use the 'cnnext' "
         f"command, or build in place with 'python setup.py build_ext --inplace'."
     ) from None
-from ._parallel import for_slices, get_num_threads, set_num_threads
+from ._parallel import for_batch, get_num_threads, set_num_threads
 from ._version import __version__
 from .gradcheck import gradcheck
 
@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _POOL_MODES = ("max", "average")
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
 
 
 # --------------------------------------------------------------------------
@@ -57,11 +59,14 @@ _POOL_MODES = ("max", "average")
 
 def _as_real_array(x, name):
     """``np.asarray(x)``, refusing dtypes that have no real arithmetic."""
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be a numeric array; could not convert "
-                        f"{type(x).__name__}: {exc}") from None
+    if type(x) is np.ndarray:
+        arr = x  # what np.asarray returns, without its call
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be a numeric array; could not convert "
+                            f"{type(x).__name__}: {exc}") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (float, integer or "
                         f"bool); got dtype {arr.dtype}")
@@ -70,6 +75,15 @@ def _as_real_array(x, name):
 
 def _compute_dtype(*arrays):
     """The float dtype a computation on ``arrays`` runs and returns in."""
+    # Small calls are dominated by this: skip the promotion when every input
+    # already has the same float32 or float64 dtype (the result_type then).
+    dtype = getattr(arrays[0], "dtype", None)
+    if dtype is _FLOAT32 or dtype is _FLOAT64:
+        for arr in arrays:
+            if getattr(arr, "dtype", None) is not dtype:
+                break
+        else:
+            return dtype
     dtype = np.result_type(*arrays)
     if dtype.kind in "biu":
         return np.dtype(np.float64)
@@ -80,6 +94,13 @@ def _compute_dtype(*arrays):
     return dtype
 
 
+def _specialized(kernel, dtype):
+    """The float32 or float64 version of a fused Cython kernel: calling it
+    skips Cython's dispatch on the arguments' types, which costs about as
+    much as a seed-sized call's work."""
+    return kernel["float" if dtype.itemsize == 4 else "double"]
+
+
 def _check_4d(arr, name, axes):
     if arr.ndim != 4:
         raise ValueError(f"{name} must be a 4-D array of shape {axes}; got a "
@@ -88,6 +109,12 @@ def _check_4d(arr, name, axes):
 
 def _int_param(hparameters, key, minimum, keys_wanted, who):
     """hparameters[key] as a Python int >= minimum."""
+    # The usual plain dict of plain ints passes every check below, which cost
+    # more than the kernel on a small call.
+    if type(hparameters) is dict:
+        value = hparameters.get(key)
+        if type(value) is int and minimum <= value <= sys.maxsize:
+            return value
     if not isinstance(hparameters, Mapping):
         raise TypeError(f"hparameters must be a dict with keys {keys_wanted}; "
                         f"got {type(hparameters).__name__}")
@@ -402,9 +429,8 @@ def pool_forward(A_prev, hparameters, mode="max"):
     A_c = np.ascontiguousarray(A, dtype=dtype)
     out = np.empty(out_shape, dtype=dtype)
     is_max = mode == "max"
-    for_slices(lambda i0, i1: _pool.pool_forward(A_c[i0:i1], out[i0:i1], f,
-                                                       stride, is_max),
-                     out.shape[0], A_c.size)
+    for_batch(_specialized(_pool.pool_forward, dtype), (A_c, out),
+              (f, stride, is_max), A_c.size)
     return out, (A_prev, hparameters)
 
 
@@ -452,10 +478,8 @@ def pool_backward(dA, cache, mode="max"):
     dA_c = np.ascontiguousarray(dA, dtype=dtype)
     dA_prev = np.zeros(A.shape, dtype=dtype)
     is_max = mode == "max"
-    for_slices(lambda i0, i1: _pool.pool_backward(A_c[i0:i1], dA_c[i0:i1],
-                                                        dA_prev[i0:i1], f, stride,
-                                                        is_max),
-                     A_c.shape[0], A_c.size)
+    for_batch(_specialized(_pool.pool_backward, dtype), (A_c, dA_c, dA_prev),
+              (f, stride, is_max), A_c.size)
     return dA_prev
 
 

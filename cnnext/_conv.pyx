@@ -270,24 +270,35 @@ def _vector_lanes(dtype, bint half=False):
     return CNX_HALF_VL_d if half else CNX_VL_d
 
 
+def _pad_columns(M, Py_ssize_t width):
+    """The 2-D M widened with zero columns to ``width``, C-contiguous (M itself
+    when it already is: the kernels only read it)."""
+    if M.shape[1] == width:
+        return np.ascontiguousarray(M)
+    out = np.zeros((M.shape[0], width), dtype=M.dtype)
+    out[:, :M.shape[1]] = M
+    return out
+
+
 # The direct kernels read a zero-padded copy of the input, made for a block
 # of images at a time so that the copy stays small whatever the batch size.
 PAD_BLOCK_BYTES = 4 * 1024 * 1024
 
 
-def _padded_blocks(A, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t pad, dtype):
-    """Yield (j0, j1, zero-padded copy of A[j0:j1]) over blocks of [i0, i1)."""
+def _images_per_block(A, Py_ssize_t pad, dtype):
     m, H, Wd, C = A.shape
     image_bytes = (H + 2 * pad) * (Wd + 2 * pad) * max(C, 1) * dtype.itemsize
-    cdef Py_ssize_t block = max(1, PAD_BLOCK_BYTES // image_bytes), j0, j1
-    for j0 in range(i0, i1, block):
-        j1 = min(i1, j0 + block)
-        if pad == 0:
-            yield j0, j1, np.asarray(A[j0:j1])
-            continue
-        A_pad = np.zeros((j1 - j0, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
-        A_pad[:, pad:pad + H, pad:pad + Wd] = A[j0:j1]
-        yield j0, j1, A_pad
+    return max(1, PAD_BLOCK_BYTES // image_bytes)
+
+
+def _padded(A, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t pad, dtype):
+    """A zero-padded copy of A[j0:j1] (A[j0:j1] itself when pad is 0)."""
+    if pad == 0:
+        return A[j0:j1]
+    m, H, Wd, C = A.shape
+    A_pad = np.zeros((j1 - j0, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
+    A_pad[:, pad:pad + H, pad:pad + Wd] = A[j0:j1]
+    return A_pad
 
 
 def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
@@ -296,14 +307,16 @@ def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
     K, n_C = W2.shape
     dtype = Z.dtype
     half = n_C <= _vector_lanes(dtype, half=True)
-    W_pad = np.zeros((K, _round_up(n_C, _vector_lanes(dtype, half))), dtype=dtype)
-    W_pad[:, :n_C] = W2
-    bias_pad = np.zeros(W_pad.shape[1], dtype=dtype)
-    bias_pad[:n_C] = b.ravel()
+    W_pad = _pad_columns(W2, _round_up(n_C, _vector_lanes(dtype, half)))
+    bias_pad = _pad_columns(b.reshape(1, n_C), W_pad.shape[1])[0]
+    block = _images_per_block(A, pad, dtype)
 
-    def run_images(i0, i1):
-        for j0, j1, A_pad in _padded_blocks(A, i0, i1, pad, dtype):
-            _conv_forward_direct(A_pad, W_pad, bias_pad, Z[j0:j1], f, stride, half)
+    def run_images(Py_ssize_t i0, Py_ssize_t i1):
+        cdef Py_ssize_t j0
+        for j0 in range(i0, i1, block):
+            j1 = min(i1, j0 + block)
+            _conv_forward_direct(_padded(A, j0, j1, pad, dtype), W_pad, bias_pad,
+                                 Z[j0:j1], f, stride, half)
 
     for_slices(run_images, Z.shape[0], Z.size * K, MIN_DIRECT_WORK)
 
@@ -314,12 +327,15 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
     m, H, Wd, C = dA.shape
     K, n_C = W2.shape
     dtype = dA.dtype
-    Wt = np.zeros((n_C, _round_up(K, _vector_lanes(dtype))), dtype=dtype)
-    Wt[:, :K] = W2.T
+    Wt = _pad_columns(W2.T, _round_up(K, _vector_lanes(dtype)))
+    block = _images_per_block(A, pad, dtype)
 
-    def block_gradient(i0, i1):
+    def block_gradient(Py_ssize_t i0, Py_ssize_t i1):
+        cdef Py_ssize_t j0
         dW_acc = np.zeros((K, _round_up(n_C, _vector_lanes(dtype))), dtype=dtype)
-        for j0, j1, A_pad in _padded_blocks(A, i0, i1, pad, dtype):
+        for j0 in range(i0, i1, block):
+            j1 = min(i1, j0 + block)
+            A_pad = _padded(A, j0, j1, pad, dtype)
             dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA[j0:j1]
             _conv_backward_direct(A_pad, dA_pad, dZ[j0:j1], Wt, dW_acc, f, stride)
             if pad:
@@ -440,6 +456,9 @@ def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, min_work,
                         bint calls_blas=False):
     """out[...] = sum over fixed blocks of images of block_gradient(i0, i1)."""
     cdef Py_ssize_t n_blocks = max(1, min(m, REDUCTION_BLOCKS, work // min_work))
+    if n_blocks == 1:
+        out[...] = block_gradient(0, m)[:, :out.shape[1]]
+        return
     bounds = [m * k // n_blocks for k in range(n_blocks + 1)]
     partial = [None] * n_blocks
 

@@ -97,10 +97,10 @@ def for_slices(kernel, n, work, min_work=MIN_WORK_PER_THREAD, calls_blas=False):
     in parallel. With ``calls_blas``, BLAS is single-threaded meanwhile (see
     the module docstring) and the user's BLAS thread limit caps the count.
     """
-    n_parts = min(_num_threads, n, max(1, work // max(min_work, 1)))
-    if n_parts <= 1:
+    if _one_slice(n, work, min_work):
         kernel(0, n)
         return
+    n_parts = min(_num_threads, n, work // max(min_work, 1))
     if not calls_blas:
         _run_slices(kernel, n, n_parts)
         return
@@ -109,6 +109,23 @@ def for_slices(kernel, n, work, min_work=MIN_WORK_PER_THREAD, calls_blas=False):
             kernel(0, n)  # BLAS keeps its own threads
         else:
             _run_slices(kernel, n, min(n_parts, blas_cap))
+
+
+def for_batch(kernel, batch, args, work, min_work=MIN_WORK_PER_THREAD):
+    """Call ``kernel(*batch, *args)``, the arrays of ``batch`` cut along their
+    first axis into slices as :func:`for_slices` cuts range(n)."""
+    n = batch[0].shape[0]
+    if _one_slice(n, work, min_work):
+        kernel(*batch, *args)  # a small call: no closure, no slicing
+        return
+    for_slices(lambda i0, i1: kernel(*[x[i0:i1] for x in batch], *args),
+               n, work, min_work)
+
+
+def _one_slice(n, work, min_work):
+    """Whether range(n) runs as one slice: one thread, one item, or less than
+    two slices' worth of work."""
+    return _num_threads < 2 or n < 2 or work < 2 * max(min_work, 1)
 
 
 def _run_slices(kernel, n, n_parts):
