@@ -5,16 +5,18 @@ C-contiguous NHWC of one floating dtype; ``W2`` is the filter bank seen as a
 (f*f*n_C_prev, n_C) matrix, whose row order (di, dj, c) is the order in which
 a window is laid out.
 
-Two ways, picked by the number of input channels:
+Two ways, picked by the layer's shape (_use_direct, conv_backward):
 
-- im2row (wide inputs): one row of the im2row matrix holds the
+- direct: the register-tiled kernels of ``_conv_direct.h`` read the windows
+  in place. The forward runs every layer up to 64 channels in and out at
+  stride 1, and any layer with few input channels. The backward's weight
+  gradient has tiles of its own; its input gradient is, at stride 1, the
+  forward convolution of dZ with flipped filters, and for few input
+  channels each window's gradient is added onto dA in place.
+- im2row (wide or strided layers): one row of the im2row matrix holds the
   f*f*n_C_prev inputs that one output pixel sees; a chunk of rows times
   ``W2`` is then one GEMM at BLAS speed, and row2im scatters the backward's
   rows back. Chunks bound the scratch memory whatever the batch size.
-- direct (see _use_direct): the kernels of ``_conv_direct.h`` read the
-  windows in place. The backward's wins where im2row rows would be too short
-  for BLAS (few input channels); the forward's register tiles also beat
-  im2row + GEMM on wider stride-1 layers.
 
 Both split their work over cnnext's threads (``_parallel.py``).
 """
@@ -31,7 +33,6 @@ cdef extern from "_conv_direct.h" nogil:
         CNX_VL_d
         CNX_HALF_VL_f
         CNX_HALF_VL_d
-        CNX_DW_PIX
     void cnx_add_f(float* dst, const float* src, Py_ssize_t n)
     void cnx_add_d(double* dst, const double* src, Py_ssize_t n)
     void cnx_conv_direct_row_half_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
@@ -66,18 +67,14 @@ cdef extern from "_conv_direct.h" nogil:
                                      const double* dz, Py_ssize_t n_H, Py_ssize_t n_W,
                                      Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
                                      double* dw)
-    void cnx_conv_direct_backward_row_f(const float* a, float* da, Py_ssize_t Wp,
-                                        Py_ssize_t C, const float* dz, const float* wt,
-                                        float* dw, Py_ssize_t f, Py_ssize_t nC,
-                                        Py_ssize_t nC_pad, Py_ssize_t K_pad,
-                                        Py_ssize_t stride, Py_ssize_t n_W,
-                                        float* dz_pad, float* dcol)
-    void cnx_conv_direct_backward_row_d(const double* a, double* da, Py_ssize_t Wp,
-                                        Py_ssize_t C, const double* dz, const double* wt,
-                                        double* dw, Py_ssize_t f, Py_ssize_t nC,
-                                        Py_ssize_t nC_pad, Py_ssize_t K_pad,
-                                        Py_ssize_t stride, Py_ssize_t n_W,
-                                        double* dz_pad, double* dcol)
+    void cnx_conv_input_grad_row_f(float* da, Py_ssize_t Wp, Py_ssize_t C,
+                                   const float* dz, const float* wt, Py_ssize_t f,
+                                   Py_ssize_t nC, Py_ssize_t K_pad, Py_ssize_t stride,
+                                   Py_ssize_t n_W, float* dcol)
+    void cnx_conv_input_grad_row_d(double* da, Py_ssize_t Wp, Py_ssize_t C,
+                                   const double* dz, const double* wt, Py_ssize_t f,
+                                   Py_ssize_t nC, Py_ssize_t K_pad, Py_ssize_t stride,
+                                   Py_ssize_t n_W, double* dcol)
 
 # Where the direct kernels beat im2row + GEMM: the im2row rows (f*f*n_C_prev
 # long) are then too short for BLAS to run well. Measured on one thread, 3x3
@@ -195,30 +192,25 @@ def _conv_forward_direct(const floating[:, :, :, ::1] A_pad,
                             nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
 
 
-def _conv_backward_direct(const floating[:, :, :, ::1] A_pad,
-                          floating[:, :, :, ::1] dA_pad,
-                          const floating[:, :, :, ::1] dZ, const floating[:, ::1] Wt,
-                          floating[:, ::1] dW_acc, Py_ssize_t f, Py_ssize_t stride):
-    """dA_pad += conv input gradient, dW_acc += weight gradient (see _conv_direct.h)."""
-    cdef Py_ssize_t i, h, Wp = A_pad.shape[2], C = A_pad.shape[3]
+def _conv_input_grad_direct(floating[:, :, :, ::1] dA_pad,
+                            const floating[:, :, :, ::1] dZ, const floating[:, ::1] Wt,
+                            Py_ssize_t f, Py_ssize_t stride):
+    """dA_pad += conv input gradient, window by window (see _conv_direct.h)."""
+    cdef Py_ssize_t i, h, Wp = dA_pad.shape[2], C = dA_pad.shape[3]
     cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], nC = dZ.shape[3]
-    cdef Py_ssize_t nC_pad = dW_acc.shape[1], K_pad = Wt.shape[1]
-    dtype = np.asarray(dW_acc).dtype
-    cdef floating[::1] dz_pad = np.empty(CNX_DW_PIX * nC_pad, dtype=dtype)
-    cdef floating[::1] dcol = np.empty(K_pad, dtype=dtype)
+    cdef Py_ssize_t K_pad = Wt.shape[1]
+    cdef floating[::1] dcol = np.empty(K_pad, dtype=np.asarray(Wt).dtype)
     with nogil:
         for i in range(dZ.shape[0]):
             for h in range(n_H):
                 if floating is float:
-                    cnx_conv_direct_backward_row_f(
-                        &A_pad[i, h * stride, 0, 0], &dA_pad[i, h * stride, 0, 0], Wp, C,
-                        &dZ[i, h, 0, 0], &Wt[0, 0], &dW_acc[0, 0], f, nC, nC_pad, K_pad,
-                        stride, n_W, &dz_pad[0], &dcol[0])
+                    cnx_conv_input_grad_row_f(&dA_pad[i, h * stride, 0, 0], Wp, C,
+                                              &dZ[i, h, 0, 0], &Wt[0, 0], f, nC, K_pad,
+                                              stride, n_W, &dcol[0])
                 else:
-                    cnx_conv_direct_backward_row_d(
-                        &A_pad[i, h * stride, 0, 0], &dA_pad[i, h * stride, 0, 0], Wp, C,
-                        &dZ[i, h, 0, 0], &Wt[0, 0], &dW_acc[0, 0], f, nC, nC_pad, K_pad,
-                        stride, n_W, &dz_pad[0], &dcol[0])
+                    cnx_conv_input_grad_row_d(&dA_pad[i, h * stride, 0, 0], Wp, C,
+                                              &dZ[i, h, 0, 0], &Wt[0, 0], f, nC, K_pad,
+                                              stride, n_W, &dcol[0])
 
 
 def _conv_weight_grad_direct(const floating[:, :, :, ::1] A_pad,
@@ -322,44 +314,46 @@ def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
 
 
 def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
-                                 Py_ssize_t stride, Py_ssize_t pad):
-    """conv_backward for narrow inputs: windows read and written in place."""
+                                 Py_ssize_t stride, Py_ssize_t pad, bint transposed):
+    """conv_backward with windows read in place: no im2row matrix.
+
+    The weight gradient comes from register tiles (_conv_weight_grad_direct).
+    The input gradient, with ``transposed`` (stride 1, see conv_backward), is
+    a convolution of dZ run by the forward's tiles; otherwise each output
+    pixel's window gradient is added onto dA in place.
+    """
     m, H, Wd, C = dA.shape
     K, n_C = W2.shape
     dtype = dA.dtype
-    Wt = _pad_columns(W2.T, _round_up(K, _vector_lanes(dtype)))
+    half = n_C <= _vector_lanes(dtype, half=True)
+    nC_pad = _round_up(n_C, _vector_lanes(dtype, half))
+    if transposed:
+        _input_gradient_transposed(W2, dZ, dA, f, pad)
+    else:
+        Wt = _pad_columns(W2.T, _round_up(K, _vector_lanes(dtype)))
     block = _images_per_block(A, pad, dtype)
 
     def block_gradient(Py_ssize_t i0, Py_ssize_t i1):
         cdef Py_ssize_t j0
-        dW_acc = np.zeros((K, _round_up(n_C, _vector_lanes(dtype))), dtype=dtype)
+        dW_acc = np.zeros((K, nC_pad), dtype=dtype)
         for j0 in range(i0, i1, block):
             j1 = min(i1, j0 + block)
             A_pad = _padded(A, j0, j1, pad, dtype)
+            dZ_block = dZ[j0:j1]
+            if nC_pad != n_C:  # the tiles load whole vectors of dZ's channels
+                dZ_block = np.zeros(dZ_block.shape[:3] + (nC_pad,), dtype=dtype)
+                dZ_block[..., :n_C] = dZ[j0:j1]
+            _conv_weight_grad_direct(A_pad, dZ_block, dW_acc, f, stride, half)
+            if transposed:
+                continue
             dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA[j0:j1]
-            _conv_backward_direct(A_pad, dA_pad, dZ[j0:j1], Wt, dW_acc, f, stride)
+            _conv_input_grad_direct(dA_pad, dZ[j0:j1], Wt, f, stride)
             if pad:
                 dA[j0:j1] = dA_pad[:, pad:pad + H, pad:pad + Wd]
         return dW_acc
 
-    _reduce_over_blocks(block_gradient, m, dZ.size * K * 2, dW2, MIN_DIRECT_WORK)
-
-
-def _weight_gradient_direct(A, dZ, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad,
-                            Py_ssize_t i0, Py_ssize_t i1):
-    """The weight gradient of images [i0, i1), (K, n_C padded), windows read in place."""
-    C, n_C = A.shape[3], dZ.shape[3]
-    dtype = dZ.dtype
-    half = n_C <= _vector_lanes(dtype, half=True)
-    nC_pad = _round_up(n_C, _vector_lanes(dtype, half))
-    dW_acc = np.zeros((f * f * C, nC_pad), dtype=dtype)
-    for j0, j1, A_pad in _padded_blocks(A, i0, i1, pad, dtype):
-        dZ_block = dZ[j0:j1]
-        if nC_pad != n_C:  # the kernel loads whole vectors of dZ's channels
-            dZ_block = np.zeros(dZ_block.shape[:3] + (nC_pad,), dtype=dtype)
-            dZ_block[..., :n_C] = dZ[j0:j1]
-        _conv_weight_grad_direct(A_pad, dZ_block, dW_acc, f, stride, half)
-    return dW_acc
+    _reduce_over_blocks(block_gradient, m, dZ.size * K * (1 if transposed else 2),
+                        dW2, MIN_DIRECT_WORK)
 
 
 def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
@@ -412,15 +406,15 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
     """Fill dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
     if dZ.size == 0:
         return
-    if stride == 1 and pad < f and _use_direct(dZ, dA, 1, forward=True):
-        # Both gradients from register-tiled kernels, nothing scattered.
-        _input_gradient_transposed(W2, dZ, dA, f, pad)
-        _reduce_over_blocks(
-            lambda i0, i1: _weight_gradient_direct(A, dZ, f, stride, pad, i0, i1),
-            dZ.shape[0], dZ.size * W2.shape[0], dW2, MIN_DIRECT_WORK)
+    if (stride == 1 and pad < f and dA.shape[3] > DIRECT_MAX_CHANNELS
+            and _use_direct(dZ, dA, 1, forward=True)):
+        # The input gradient is itself a stride-1 convolution, and one the
+        # direct forward runs well once its output channels (dA's) fill
+        # more than half a vector.
+        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, transposed=True)
         return
     if _use_direct(A, dZ, stride, forward=False):
-        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad)
+        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, transposed=False)
         return
     # Images are split between threads: the windows of one image overlap in
     # dA, those of different images never do.
@@ -471,29 +465,6 @@ def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, min_work,
     for k in range(1, n_blocks):
         total = total + partial[k]
     out[...] = total[:, :out.shape[1]]
-
-
-def _weight_gradient_images(const floating[:, :, :, ::1] A, dZ, Py_ssize_t f,
-                            Py_ssize_t stride, Py_ssize_t pad):
-    """The weight gradient of these images: im2row rows.T @ dZ, chunk by chunk."""
-    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], n_C = dZ.shape[3]
-    cdef Py_ssize_t K = f * f * A.shape[3]
-    cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
-    cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
-    cdef Py_ssize_t row0, n
-    cdef floating[:, ::1] rows
-    dZ2 = dZ.reshape(total, n_C)
-    scratch = np.empty((chunk, K), dtype=dZ.dtype)
-    dW_part = np.empty((K, n_C), dtype=dZ.dtype)
-    dW2 = np.zeros((K, n_C), dtype=dZ.dtype)
-    for row0 in range(0, total, chunk):
-        n = min(chunk, total - row0)
-        rows = scratch[:n]
-        with nogil:
-            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
-        np.matmul(scratch[:n].T, dZ2[row0:row0 + n], out=dW_part)
-        np.add(dW2, dW_part, out=dW2)
-    return dW2
 
 
 def _backward_images(const floating[:, :, :, ::1] A, W2, dZ, dA, Py_ssize_t f,

@@ -139,7 +139,8 @@ CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_
 static inline __attribute__((always_inline)) void NAME(                               \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,         \
         ptrdiff_t n_H, ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,                  \
-        ptrdiff_t stride, ptrdiff_t k0, ptrdiff_t n_k, ptrdiff_t nb, T *restrict dw)  \
+        ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t k0, ptrdiff_t n_k,    \
+        ptrdiff_t nb, T *restrict dw)                                                 \
 {                                                                                     \
     ptrdiff_t offset[KT];                                                             \
     for (int t = 0; t < KT; t++) {                                                    \
@@ -152,7 +153,7 @@ static inline __attribute__((always_inline)) void NAME(                         
     for (int t = 0; t < KT; t++)                                                      \
         _Pragma("GCC unroll 4")                                                       \
         for (int q = 0; q < NB; q++) acc[t][q] = (VEC){0};                            \
-    for (ptrdiff_t y = 0; y < n_H; y++)                                               \
+    for (ptrdiff_t y = y0; y < y1; y++)                                               \
         for (ptrdiff_t x = 0; x < n_W; x++) {                                         \
             const T *restrict src = a + (y * Wp + x) * stride * C;                    \
             const T *restrict g = dz + (y * n_W + x) * nC_pad + nb;                   \
@@ -184,15 +185,24 @@ CNX_DISPATCH static void NAME(                                                  
     const ptrdiff_t n_vec = nC_pad / VL, K = f * f * C;                               \
     const int NB = n_vec % 4 == 0 ? 4 : n_vec % 2 == 0 ? 2 : 1;                      \
     const ptrdiff_t KT = NB == 4 ? KT4 : NB == 2 ? KT2 : KT1;                         \
-    for (ptrdiff_t nb = 0; nb < nC_pad; nb += NB * VL)                                \
-        for (ptrdiff_t k0 = 0; k0 < K; k0 += KT) {                                    \
-            const ptrdiff_t n_k = K - k0 < KT ? K - k0 : KT;                          \
-            if (NB == 4) NAME##_tile4(CNX_WGRAD_ARGS);                                \
-            else if (NB == 2) NAME##_tile2(CNX_WGRAD_ARGS);                           \
-            else NAME##_tile1(CNX_WGRAD_ARGS);                                        \
-        }                                                                             \
+    /* Every tile passes over all the pixels: go a band of rows at a time, */        \
+    /* small enough for its dz and input rows to stay in L2 between passes. */       \
+    const ptrdiff_t row_bytes = (n_W * nC_pad + stride * Wp * C) * (ptrdiff_t)sizeof(T); \
+    ptrdiff_t band = CNX_WGRAD_BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);          \
+    band = band < 1 ? 1 : band;                                                       \
+    for (ptrdiff_t y0 = 0; y0 < n_H; y0 += band) {                                    \
+        const ptrdiff_t y1 = n_H - y0 < band ? n_H : y0 + band;                       \
+        for (ptrdiff_t nb = 0; nb < nC_pad; nb += NB * VL)                            \
+            for (ptrdiff_t k0 = 0; k0 < K; k0 += KT) {                                \
+                const ptrdiff_t n_k = K - k0 < KT ? K - k0 : KT;                      \
+                if (NB == 4) NAME##_tile4(CNX_WGRAD_ARGS);                            \
+                else if (NB == 2) NAME##_tile2(CNX_WGRAD_ARGS);                       \
+                else NAME##_tile1(CNX_WGRAD_ARGS);                                    \
+            }                                                                         \
+    }                                                                                 \
 }
-#define CNX_WGRAD_ARGS a, Wp, C, dz, n_H, n_W, nC_pad, f, stride, k0, n_k, nb, dw
+enum { CNX_WGRAD_BAND_BYTES = 512 * 1024 };
+#define CNX_WGRAD_ARGS a, Wp, C, dz, n_H, n_W, nC_pad, f, stride, y0, y1, k0, n_k, nb, dw
 
 CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_f, cnx_vec_f, CNX_VL_f, 12, 12, 6)
 CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_d, cnx_vec_d, CNX_VL_d, 12, 12, 6)
@@ -219,51 +229,23 @@ static inline void cnx_add_##SUFFIX(T *restrict dst, const T *restrict src,     
 CNX_DEFINE_ADD(float, f)
 CNX_DEFINE_ADD(double, d)
 
-/* Backward of one output row h of image i, for the same narrow layers.
+/* Input gradient of one output row h, for layers with few input channels.
  *
- * `a` and `da` point at row h * stride of the zero-padded image and of its
- * gradient (Hp, Wp, C); `dz` is the row's output gradient (n_W, nC);
- * `wt` holds the filters transposed, (nC, K_pad) with K = f*f*C padded to a
- * multiple of the vector length; `dw` accumulates (K, nC_pad); `dz_pad` and
- * `dcol` are scratch of CNX_DW_PIX * nC_pad and K_pad elements.
+ * `da` points at row h * stride of the zero-padded image's gradient
+ * (Hp, Wp, C); `dz` is the row's output gradient (n_W, nC); `wt` holds the
+ * filters transposed, (nC, K_pad) with K = f*f*C padded to a multiple of the
+ * vector length; `dcol` is scratch of K_pad elements.
  *
- * Input gradient: for each output pixel, dcol = W2 @ dz (its K window
- * gradients, vectorised over K) is added onto the window in place: the
- * im2row matrix is never built. Weight gradient: dw[k, :] += sum over pixels
- * of a_k * dz, vectorised over the output channels, CNX_DW_PIX pixels summed
- * in registers per update of dw.
+ * For each output pixel, dcol = W2 @ dz (its K window gradients, vectorised
+ * over K) is added onto the window in place: the im2row matrix is never
+ * built. (With few input channels this beats the transposed convolution,
+ * whose vectors over the input channels would be mostly padding.)
  */
-enum { CNX_DW_PIX = 4 };
-
-/* dw[k, :] += sum over P pixels from w0 of a_k * dz, for the window rows. */
-#define CNX_DW_UPDATE(T, SUFFIX, P)                                                   \
-    do {                                                                              \
-        for (ptrdiff_t p = 0; p < P; p++) {                                           \
-            const T *restrict g = dz + (w0 + p) * nC;                                 \
-            for (ptrdiff_t n = 0; n < nC; n++) dz_pad[p * nC_pad + n] = g[n];         \
-        }                                                                             \
-        for (ptrdiff_t di = 0; di < f; di++) {                                        \
-            const T *restrict src = a + di * Wp * C + w0 * stride * C;                \
-            for (ptrdiff_t k = 0; k < fC; k++) {                                      \
-                T *restrict row = dw + (di * fC + k) * nC_pad;                        \
-                for (ptrdiff_t nb = 0; nb < nC_pad; nb += CNX_VL_##SUFFIX) {          \
-                    cnx_vec_##SUFFIX acc = {0};                                       \
-                    _Pragma("GCC unroll 4")                                           \
-                    for (ptrdiff_t p = 0; p < P; p++)                                 \
-                        acc += src[p * stride * C + k] *                              \
-                               *(const cnx_vec_##SUFFIX *)(dz_pad + p * nC_pad + nb); \
-                    *(cnx_vec_##SUFFIX *)(row + nb) += acc;                           \
-                }                                                                     \
-            }                                                                         \
-        }                                                                             \
-    } while (0)
-
-#define CNX_DEFINE_CONV_DIRECT_BACKWARD(T, SUFFIX)                                    \
-CNX_DISPATCH static void cnx_conv_direct_backward_row_##SUFFIX(                       \
-        const T *restrict a, T *restrict da, ptrdiff_t Wp, ptrdiff_t C,               \
-        const T *restrict dz, const T *restrict wt, T *restrict dw,                   \
-        ptrdiff_t f, ptrdiff_t nC, ptrdiff_t nC_pad, ptrdiff_t K_pad,                 \
-        ptrdiff_t stride, ptrdiff_t n_W, T *restrict dz_pad, T *restrict dcol)        \
+#define CNX_DEFINE_CONV_INPUT_GRAD(T, SUFFIX)                                         \
+CNX_DISPATCH static void cnx_conv_input_grad_row_##SUFFIX(                            \
+        T *restrict da, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,              \
+        const T *restrict wt, ptrdiff_t f, ptrdiff_t nC, ptrdiff_t K_pad,             \
+        ptrdiff_t stride, ptrdiff_t n_W, T *restrict dcol)                            \
 {                                                                                     \
     const ptrdiff_t fC = f * C;                                                       \
     for (ptrdiff_t w = 0; w < n_W; w++) {                                             \
@@ -274,22 +256,13 @@ CNX_DISPATCH static void cnx_conv_direct_backward_row_##SUFFIX(                 
                 acc += g[n] * *(const cnx_vec_##SUFFIX *)(wt + n * K_pad + kb);       \
             *(cnx_vec_##SUFFIX *)(dcol + kb) = acc;                                   \
         }                                                                             \
-        for (ptrdiff_t di = 0; di < f; di++) {                                        \
-            T *restrict dst = da + di * Wp * C + w * stride * C;                      \
-            const T *restrict grad = dcol + di * fC;                                  \
-            cnx_add_##SUFFIX(dst, grad, fC);                                          \
-        }                                                                             \
+        for (ptrdiff_t di = 0; di < f; di++)                                          \
+            cnx_add_##SUFFIX(da + di * Wp * C + w * stride * C, dcol + di * fC, fC);  \
     }                                                                                 \
-    for (ptrdiff_t k = 0; k < CNX_DW_PIX * nC_pad; k++) dz_pad[k] = 0;                \
-    ptrdiff_t w0 = 0;                                                                 \
-    for (; w0 + CNX_DW_PIX <= n_W; w0 += CNX_DW_PIX)                                  \
-        CNX_DW_UPDATE(T, SUFFIX, CNX_DW_PIX);                                         \
-    for (; w0 < n_W; w0++)                                                            \
-        CNX_DW_UPDATE(T, SUFFIX, 1);                                                  \
 }
 
-CNX_DEFINE_CONV_DIRECT_BACKWARD(float, f)
-CNX_DEFINE_CONV_DIRECT_BACKWARD(double, d)
+CNX_DEFINE_CONV_INPUT_GRAD(float, f)
+CNX_DEFINE_CONV_INPUT_GRAD(double, d)
 
 #undef CNX_DEFINE_CONV_DIRECT
 #undef CNX_DEFINE_CONV_TILE
@@ -298,8 +271,7 @@ CNX_DEFINE_CONV_DIRECT_BACKWARD(double, d)
 #undef CNX_DEFINE_WGRAD
 #undef CNX_DEFINE_WGRAD_TILE
 #undef CNX_WGRAD_ARGS
-#undef CNX_DEFINE_CONV_DIRECT_BACKWARD
-#undef CNX_DW_UPDATE
+#undef CNX_DEFINE_CONV_INPUT_GRAD
 #undef CNX_DEFINE_ADD
 
 #endif /* CNNEXT_CONV_DIRECT_H */

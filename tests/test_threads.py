@@ -183,9 +183,9 @@ class _ProgressProbe:
 
 def _heavy_calls():
     rng = np.random.default_rng(5)
-    A = rng.standard_normal((8, 48, 48, 16))
-    W = rng.standard_normal((3, 3, 16, 16))
-    b = rng.standard_normal((1, 1, 1, 16))
+    A = rng.standard_normal((8, 64, 64, 32))
+    W = rng.standard_normal((3, 3, 32, 32))
+    b = rng.standard_normal((1, 1, 1, 32))
     hp = {"stride": 1, "pad": 1}
     Z, cache = cnnext.conv_forward(A, W, b, hp)
     # Pooling: a small input (so that allocating the outputs is cheap, see
@@ -286,7 +286,7 @@ def test_threadpoolctl_blas_limit_caps_cnnext_threads():
     A = rng.standard_normal((8, 32, 32, 32))
     W = rng.standard_normal((3, 3, 32, 32))
     b = np.zeros((1, 1, 1, 32))
-    hp = {"stride": 1, "pad": 1}
+    hp = {"stride": 2, "pad": 1}  # wide and strided: im2row + GEMM, which calls BLAS
     before = cnnext.get_num_threads()
     cnnext.set_num_threads(2)
     try:
