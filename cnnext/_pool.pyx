@@ -5,6 +5,7 @@ C-contiguous NHWC of one floating dtype. Windows start at (h * stride,
 w * stride) and never leave the input (pooling has no padding).
 """
 from cython cimport floating
+from libc.string cimport memset
 
 import numpy as np
 
@@ -80,19 +81,46 @@ def pool_forward(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] out,
                                     f, C, is_max, &out[i, h, w, 0], &scratch[0])
 
 
+cdef void _zero_outside_windows(floating[:, :, ::1] da, Py_ssize_t n_H,
+                                Py_ssize_t n_W, Py_ssize_t f,
+                                Py_ssize_t stride) noexcept nogil:
+    """Zero the pixels of one image's gradient that no window assigns: all of
+    them when windows overlap (they add up), else the gaps between windows
+    (stride > f) and the margin past the last one."""
+    cdef Py_ssize_t h, w, y, H = da.shape[0], Wd = da.shape[1], C = da.shape[2]
+    cdef Py_ssize_t row = Wd * C, gap_end
+    cdef size_t item = sizeof(floating)
+    if stride < f:
+        memset(&da[0, 0, 0], 0, H * row * item)
+        return
+    for h in range(n_H):
+        # Rows of window row h: its columns' gaps; then the rows below it.
+        for y in range(h * stride, h * stride + f):
+            for w in range(n_W):
+                gap_end = (w + 1) * stride if w + 1 < n_W else Wd
+                if gap_end > w * stride + f:
+                    memset(&da[y, w * stride + f, 0], 0, (gap_end - w * stride - f) * C * item)
+        gap_end = (h + 1) * stride if h + 1 < n_H else H
+        if gap_end > h * stride + f:
+            memset(&da[h * stride + f, 0, 0], 0, (gap_end - h * stride - f) * row * item)
+
+
 def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] dA,
                   floating[:, :, :, ::1] dA_prev, Py_ssize_t f, Py_ssize_t stride,
                   bint is_max):
-    """Add to dA_prev (zeroed, shape of A) the gradient flowing back from dA."""
+    """dA_prev (uninitialised, shape of A) = the gradient flowing back from dA."""
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
-    if C == 0 or dA.shape[0] == 0:
+    if dA_prev.size == 0:
         return
     cdef floating[::1] scratch = np.empty(CNX_WINDOW_SCRATCH(f, C),
                                           dtype=np.asarray(dA_prev).dtype)
     # Windows that do not overlap are assigned rather than added to.
     cdef int accumulate = stride < f
     with nogil:
-        for i in range(dA.shape[0]):
+        for i in range(dA_prev.shape[0]):
+            # Zeroed here, image by image and on every thread, rather than by
+            # one np.zeros pass over the whole batch before the call.
+            _zero_outside_windows(dA_prev[i], dA.shape[1], dA.shape[2], f, stride)
             for h in range(dA.shape[1]):
                 for w in range(dA.shape[2]):
                     _window_backward(&A[i, h * stride, w * stride, 0],
