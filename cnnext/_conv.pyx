@@ -8,12 +8,12 @@ a window is laid out.
 Two ways, picked by the layer's shape (_use_direct, conv_backward):
 
 - direct: the register-tiled kernels of ``_conv_direct.h`` read the windows
-  in place. The forward runs every layer up to 64 channels in and out at
-  stride 1, and any layer with few input channels. The backward's weight
-  gradient has tiles of its own; its input gradient is, at stride 1, the
-  forward convolution of dZ with flipped filters, and for few input
-  channels each window's gradient is added onto dA in place.
-- im2row (wide or strided layers): one row of the im2row matrix holds the
+  in place. The forward runs every layer with up to 64 channels in and out.
+  The backward's weight gradient has tiles of its own; its input gradient
+  is, at stride 1, the forward convolution of dZ with flipped filters; for
+  few input channels each window's gradient is added onto dA in place; else
+  it is one GEMM per chunk of output pixels, scattered back by row2im.
+- im2row (wider layers): one row of the im2row matrix holds the
   f*f*n_C_prev inputs that one output pixel sees; a chunk of rows times
   ``W2`` is then one GEMM at BLAS speed, and row2im scatters the backward's
   rows back. Chunks bound the scratch memory whatever the batch size.
@@ -76,12 +76,13 @@ cdef extern from "_conv_direct.h" nogil:
                                    Py_ssize_t nC, Py_ssize_t K_pad, Py_ssize_t stride,
                                    Py_ssize_t n_W, double* dcol)
 
-# Where the direct kernels beat im2row + GEMM: the im2row rows (f*f*n_C_prev
-# long) are then too short for BLAS to run well. Measured on one thread, 3x3
-# filters: the direct backward wins up to 4 input channels, and up to 8 when
-# there are at most 16 output channels; from 16 input channels im2row wins.
-# The direct forward, register-tiled, also wins on stride-1 layers up to
-# 64 channels in and out (1 and 2 threads, see _use_direct).
+# Where the direct kernels beat im2row + GEMM. Measured on one thread, 3x3
+# filters: the window-by-window input gradient wins up to 4 input channels,
+# and up to 8 when there are at most 16 output channels (im2row rows are then
+# too short for BLAS). The register-tiled forward and weight gradient win
+# 1.1-2x on layers up to 64 channels in and out, strided ones included, at
+# 1 and 2 threads (ResNet's 64 -> 64 about even on one thread); at 64 -> 128
+# BLAS wins on one thread.
 DIRECT_MAX_CHANNELS = 4
 DIRECT_MAX_CHANNELS_FEW_OUTPUTS = 8
 DIRECT_FEW_OUTPUTS = 16
@@ -247,7 +248,7 @@ def _use_direct(A, Z, Py_ssize_t stride, bint forward):
     if C <= DIRECT_MAX_CHANNELS or (C <= DIRECT_MAX_CHANNELS_FEW_OUTPUTS
                                     and n_C <= DIRECT_FEW_OUTPUTS):
         return True
-    return (forward and stride == 1 and C <= DIRECT_FORWARD_MAX_CHANNELS
+    return (forward and C <= DIRECT_FORWARD_MAX_CHANNELS
             and n_C <= DIRECT_FORWARD_MAX_CHANNELS)
 
 
@@ -314,22 +315,26 @@ def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
 
 
 def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
-                                 Py_ssize_t stride, Py_ssize_t pad, bint transposed):
-    """conv_backward with windows read in place: no im2row matrix.
+                                 Py_ssize_t stride, Py_ssize_t pad, input_grad):
+    """conv_backward with the weight gradient from register tiles
+    (_conv_weight_grad_direct), which read the windows in place.
 
-    The weight gradient comes from register tiles (_conv_weight_grad_direct).
-    The input gradient, with ``transposed`` (stride 1, see conv_backward), is
-    a convolution of dZ run by the forward's tiles; otherwise each output
-    pixel's window gradient is added onto dA in place.
+    The input gradient, by ``input_grad``:
+
+    - "transposed" (stride 1): a convolution of dZ, run by the forward's tiles;
+    - "windows" (few input channels): each output pixel's window gradient,
+      W2 @ dz, added onto dA in place;
+    - "rows": dZ @ W2.T a chunk of output pixels at a time (one GEMM), the
+      rows scattered onto dA by row2im.
     """
     m, H, Wd, C = dA.shape
     K, n_C = W2.shape
     dtype = dA.dtype
     half = n_C <= _vector_lanes(dtype, half=True)
     nC_pad = _round_up(n_C, _vector_lanes(dtype, half))
-    if transposed:
+    if input_grad == "transposed":
         _input_gradient_transposed(W2, dZ, dA, f, pad)
-    else:
+    elif input_grad == "windows":
         Wt = _pad_columns(W2.T, _round_up(K, _vector_lanes(dtype)))
     block = _images_per_block(A, pad, dtype)
 
@@ -344,16 +349,41 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
                 dZ_block = np.zeros(dZ_block.shape[:3] + (nC_pad,), dtype=dtype)
                 dZ_block[..., :n_C] = dZ[j0:j1]
             _conv_weight_grad_direct(A_pad, dZ_block, dW_acc, f, stride, half)
-            if transposed:
-                continue
-            dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA[j0:j1]
-            _conv_input_grad_direct(dA_pad, dZ[j0:j1], Wt, f, stride)
-            if pad:
-                dA[j0:j1] = dA_pad[:, pad:pad + H, pad:pad + Wd]
+            if input_grad == "rows":
+                _input_gradient_rows(W2, dZ[j0:j1], dA[j0:j1], f, stride, pad)
+            elif input_grad == "windows":
+                dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA[j0:j1]
+                _conv_input_grad_direct(dA_pad, dZ[j0:j1], Wt, f, stride)
+                if pad:
+                    dA[j0:j1] = dA_pad[:, pad:pad + H, pad:pad + Wd]
         return dW_acc
 
-    _reduce_over_blocks(block_gradient, m, dZ.size * K * (1 if transposed else 2),
-                        dW2, MIN_DIRECT_WORK)
+    work = dZ.size * K * (1 if input_grad == "transposed" else 2)
+    _reduce_over_blocks(block_gradient, m, work, dW2, MIN_DIRECT_WORK,
+                        calls_blas=input_grad == "rows")
+
+
+def _input_gradient_rows(W2, dZ, dA, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
+    """dA (zeroed) += row2im(dZ @ W2.T), a chunk of output pixels at a time."""
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2]
+    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
+    cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
+    cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
+    cdef Py_ssize_t row0, n
+    dZ2 = dZ.reshape(total, n_C)
+    scratch = np.empty((chunk, K), dtype=dZ.dtype)
+    W2T = W2.T
+    for row0 in range(0, total, chunk):
+        n = min(chunk, total - row0)
+        np.matmul(dZ2[row0:row0 + n], W2T, out=scratch[:n])
+        _row2im_add_rows(scratch[:n], dA, row0, f, stride, pad, n_H, n_W)
+
+
+def _row2im_add_rows(const floating[:, ::1] rows, floating[:, :, :, ::1] A,
+                     Py_ssize_t row0, Py_ssize_t f, Py_ssize_t stride,
+                     Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
+    with nogil:
+        _row2im_add(rows, A, row0, f, stride, pad, n_H, n_W)
 
 
 def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
@@ -411,10 +441,13 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
         # The input gradient is itself a stride-1 convolution, and one the
         # direct forward runs well once its output channels (dA's) fill
         # more than half a vector.
-        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, transposed=True)
+        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "transposed")
         return
     if _use_direct(A, dZ, stride, forward=False):
-        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, transposed=False)
+        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "windows")
+        return
+    if _use_direct(A, dZ, stride, forward=True):
+        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "rows")
         return
     # Images are split between threads: the windows of one image overlap in
     # dA, those of different images never do.

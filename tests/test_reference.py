@@ -235,17 +235,21 @@ TILE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("path", ["direct", "im2row", "narrow"])
+@pytest.mark.parametrize("path", ["direct", "im2row", "narrow", "rows"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", TILE_CASES, ids=_case_id)
 def test_every_conv_kernel_vs_reference(case, dtype, path, ref, assert_close,
                                         monkeypatch):
     # Which kernel runs is cnnext's choice; force each in turn. "direct": the
-    # tiled forward, and for stride-1 layers the tiled backward (a transposed
-    # convolution and the weight-gradient tiles); "narrow": the backward
-    # kernel of few-channel layers (which reads windows pixel by pixel).
+    # tiled forward, and the tiled weight gradient with, for the input
+    # gradient, the transposed convolution (stride 1, > 4 channels) or the
+    # window-by-window kernel; "narrow": the latter everywhere; "rows": the
+    # tiled weight gradient with GEMM + row2im for the input gradient where
+    # the transposed convolution does not apply.
     def use_direct(A, Z, stride, forward):
-        return Z.size > 0 and (path == "direct" or (path == "narrow" and not forward))
+        chosen = {"direct": True, "im2row": False, "narrow": not forward,
+                  "rows": forward}[path]
+        return Z.size > 0 and chosen
     monkeypatch.setattr(cnnext._conv, "_use_direct", use_direct)
     A, W, b, hp, dZ = _conv_inputs(case, dtype)
     Z, cache = cnnext.conv_forward(A, W, b, hp)

@@ -284,9 +284,9 @@ def test_threadpoolctl_blas_limit_caps_cnnext_threads():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(3)
     A = rng.standard_normal((8, 32, 32, 32))
-    W = rng.standard_normal((3, 3, 32, 32))
-    b = np.zeros((1, 1, 1, 32))
-    hp = {"stride": 2, "pad": 1}  # wide and strided: im2row + GEMM, which calls BLAS
+    W = rng.standard_normal((3, 3, 32, 128))
+    b = np.zeros((1, 1, 1, 128))
+    hp = {"stride": 2, "pad": 1}  # 128 output channels: im2row + GEMM, which calls BLAS
     before = cnnext.get_num_threads()
     cnnext.set_num_threads(2)
     try:
