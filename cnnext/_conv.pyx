@@ -200,7 +200,8 @@ def _conv_input_grad_direct(floating[:, :, :, ::1] dA_pad,
     cdef Py_ssize_t i, h, Wp = dA_pad.shape[2], C = dA_pad.shape[3]
     cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], nC = dZ.shape[3]
     cdef Py_ssize_t K_pad = Wt.shape[1]
-    cdef floating[::1] dcol = np.empty(K_pad, dtype=np.asarray(Wt).dtype)
+    cdef floating[::1] dcol = np.empty(
+        K_pad, dtype=np.float32 if floating is float else np.float64)
     with nogil:
         for i in range(dZ.shape[0]):
             for h in range(n_H):

@@ -71,8 +71,8 @@ def pool_forward(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] out,
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
     if C == 0 or out.shape[0] == 0:
         return
-    cdef floating[::1] scratch = np.empty(CNX_WINDOW_SCRATCH(f, C),
-                                          dtype=np.asarray(out).dtype)
+    cdef floating[::1] scratch = np.empty(
+        CNX_WINDOW_SCRATCH(f, C), dtype=np.float32 if floating is float else np.float64)
     with nogil:
         for i in range(out.shape[0]):
             for h in range(out.shape[1]):
@@ -112,8 +112,8 @@ def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] d
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
     if dA_prev.size == 0:
         return
-    cdef floating[::1] scratch = np.empty(CNX_WINDOW_SCRATCH(f, C),
-                                          dtype=np.asarray(dA_prev).dtype)
+    cdef floating[::1] scratch = np.empty(
+        CNX_WINDOW_SCRATCH(f, C), dtype=np.float32 if floating is float else np.float64)
     # Windows that do not overlap are assigned rather than added to.
     cdef int accumulate = stride < f
     with nogil:

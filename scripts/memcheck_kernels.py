@@ -2,8 +2,10 @@
 
 Small arrays (valgrind runs this ~50x slower than native): conv forward and
 backward over filter sizes 1-3, every pad from 0 to f+2, strides 1-3, odd
-sizes, float32 and float64, on the direct kernel (3 and 6 input channels) and
-on im2row (multi-chunk, and few channels with many filters), and empty
+sizes, float32 and float64, on the direct kernels (3 and 6 input channels,
+then shapes reaching each register-tile variant and each way of computing
+the input gradient) and on im2row (multi-chunk, and few channels with many
+filters), and empty
 batches, channels and filters; pool forward and backward, max and average, with leftover edges;
 and the four small functions. Prints the number of calls made.
 """
@@ -45,8 +47,14 @@ for dtype in (np.float32, np.float64):
         for mode in ("max", "average"):
             pool_case((2, 7, 6, 3), f, stride, mode, dtype)
             pool_case((1, 7, 6, 33), f, stride, mode, dtype)  # per-pixel channel loops
-    conv_case((2, 32, 32, 64), 3, 4, 1, 1, dtype)       # im2row in several chunks
-    conv_case((1, 6, 6, 6), 3, 20, 1, 1, dtype)         # im2row, few channels
+    conv_case((2, 32, 32, 72), 3, 4, 1, 1, dtype)       # im2row in several chunks
+    conv_case((1, 6, 6, 6), 3, 72, 1, 1, dtype)         # im2row, few channels
+    # Register tiles: 1, 2 and 4 channel vectors, partial ones, row tails; the
+    # input gradient as a transposed convolution, window by window, and rows.
+    conv_case((1, 4, 15, 8), 3, 64, 1, 1, dtype)
+    conv_case((1, 5, 13, 16), 3, 33, 2, 1, dtype)
+    conv_case((1, 6, 14, 5), 3, 17, 1, 2, dtype)
+    conv_case((1, 3, 30, 2), 2, 24, 1, 0, dtype)
     conv_case((0, 5, 5, 3), 3, 2, 1, 1, dtype)          # empty batch
     conv_case((1, 5, 5, 0), 3, 2, 1, 1, dtype)          # no input channels
     conv_case((1, 5, 5, 3), 3, 0, 1, 1, dtype)          # no filters
