@@ -125,6 +125,138 @@ CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, cnx_vec_d, CNX_VL_d, 12, 1
 CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_half_f, cnx_half_f, CNX_HALF_VL_f, 12, 12, 6)
 CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_VL_d, 12, 12, 6)
 
+/* Direct convolution at stride 1 vectorised over output pixels, for layers
+ * with few output channels: there a tile of channel vectors would be mostly
+ * padding or half-width, while a row of output pixels fills whole vectors.
+ *
+ * `a` is one zero-padded image made planar, (C, Hp, Wq) (see
+ * cnx_planar_pad), so that VL consecutive output pixels read one contiguous
+ * vector per window position (di, dj, c); `w` the filters as (f*f*C, nC),
+ * `bias` (nC,), `z` the NHWC output image (n_H, n_W, nC). Each output row
+ * is n_vec = ceil(n_W / VL) vectors of pixels, the last one partial, and
+ * Wq = n_vec * VL + f - 1 covers every vector read.
+ *
+ * A tile is NV vectors of pixels x G output channels from n0, G * NV sums
+ * in registers; each input vector is loaded once and used G times, each
+ * weight broadcast once and used NV times. The vectors are numbered over
+ * the whole image, row after row, so that a tile may span rows and only
+ * the image's last tile is partial (its missing vectors recompute the last
+ * one and are never stored). The sums run over the window in the order
+ * (di, dj, c), as in the channel-vector tiles, so both give the same bits.
+ * At the end the [channel][pixel] tile is transposed into z's
+ * [pixel][channel] layout. */
+#define CNX_DEFINE_PLANAR_TILE(T, NAME, VEC, VL, NV, G)                               \
+static inline __attribute__((always_inline)) void NAME(                               \
+        const T *restrict a, ptrdiff_t Hp, ptrdiff_t Wq, ptrdiff_t C,                 \
+        const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
+        ptrdiff_t n_W, ptrdiff_t n_vec, ptrdiff_t q0, ptrdiff_t n_q, ptrdiff_t n0,    \
+        T *restrict z)                                                                \
+{                                                                                     \
+    ptrdiff_t offset[NV];                                                             \
+    for (int v = 0; v < NV; v++) {                                                    \
+        const ptrdiff_t q = q0 + (v < n_q ? v : n_q - 1);                             \
+        offset[v] = q / n_vec * Wq + q % n_vec * VL;                                  \
+    }                                                                                 \
+    VEC acc[G][NV];                                                                   \
+    _Pragma("GCC unroll 8")                                                           \
+    for (int g = 0; g < G; g++)                                                       \
+        _Pragma("GCC unroll 8")                                                       \
+        for (int v = 0; v < NV; v++) acc[g][v] = (VEC){0} + bias[n0 + g];            \
+    const ptrdiff_t plane = Hp * Wq;                                                  \
+    for (ptrdiff_t di = 0; di < f; di++)                                              \
+        for (ptrdiff_t dj = 0; dj < f; dj++) {                                        \
+            const T *restrict src = a + di * Wq + dj;                                 \
+            const T *restrict wk = w + (di * f + dj) * C * nC + n0;                   \
+            for (ptrdiff_t c = 0; c < C; c++) {                                       \
+                VEC x[NV];                                                            \
+                _Pragma("GCC unroll 8")                                               \
+                for (int v = 0; v < NV; v++)                                          \
+                    x[v] = *(const VEC *)(src + c * plane + offset[v]);               \
+                _Pragma("GCC unroll 8")                                               \
+                for (int g = 0; g < G; g++) {                                         \
+                    const T wv = wk[c * nC + g];                                      \
+                    _Pragma("GCC unroll 8")                                           \
+                    for (int v = 0; v < NV; v++) acc[g][v] += x[v] * wv;              \
+                }                                                                     \
+            }                                                                         \
+        }                                                                             \
+    T out[G][NV * VL] __attribute__((aligned(64)));                                   \
+    _Pragma("GCC unroll 8")                                                           \
+    for (int g = 0; g < G; g++)                                                       \
+        _Pragma("GCC unroll 8")                                                       \
+        for (int v = 0; v < NV; v++) *(VEC *)&out[g][v * VL] = acc[g][v];             \
+    for (ptrdiff_t v = 0; v < n_q; v++) {                                             \
+        const ptrdiff_t y = (q0 + v) / n_vec, x0 = (q0 + v) % n_vec * VL;             \
+        const ptrdiff_t n_pix = n_W - x0 < VL ? n_W - x0 : VL;                        \
+        T *restrict dst = z + (y * n_W + x0) * nC + n0;                               \
+        for (ptrdiff_t p = 0; p < n_pix; p++)                                         \
+            _Pragma("GCC unroll 8")                                                   \
+            for (int g = 0; g < G; g++) dst[p * nC + g] = out[g][v * VL + p];         \
+    }                                                                                 \
+}
+
+/* One output image: the channels go in groups of G <= 8, each over the
+ * image's pixel vectors in tiles of NV_G (G * NV_G = 16 to 24 sums, enough
+ * to hide the latency of the multiply-adds and few enough to stay in the
+ * 32 registers of AVX-512 with the NV_G input vectors). */
+#define CNX_DEFINE_PLANAR_IMAGE(T, NAME, VEC, VL)                                     \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g1, VEC, VL, 8, 1)                                   \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g2, VEC, VL, 8, 2)                                   \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g3, VEC, VL, 6, 3)                                   \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g4, VEC, VL, 5, 4)                                   \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g5, VEC, VL, 4, 5)                                   \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g6, VEC, VL, 4, 6)                                   \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g7, VEC, VL, 3, 7)                                   \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g8, VEC, VL, 3, 8)                                   \
+CNX_DISPATCH static void NAME(                                                        \
+        const T *restrict a, ptrdiff_t Hp, ptrdiff_t Wq, ptrdiff_t C,                 \
+        const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
+        ptrdiff_t n_H, ptrdiff_t n_W, T *restrict z)                                  \
+{                                                                                     \
+    static const int tile_vectors[9] = {0, 8, 8, 6, 5, 4, 4, 3, 3};                   \
+    const ptrdiff_t n_vec = (n_W + VL - 1) / VL, total = n_H * n_vec;                 \
+    for (ptrdiff_t n0 = 0; n0 < nC; n0 += 8) {                                        \
+        const int G = nC - n0 < 8 ? (int)(nC - n0) : 8;                               \
+        const ptrdiff_t NV = tile_vectors[G];                                         \
+        for (ptrdiff_t q0 = 0; q0 < total; q0 += NV) {                                \
+            const ptrdiff_t n_q = total - q0 < NV ? total - q0 : NV;                  \
+            switch (G) {                                                              \
+            case 1: NAME##_g1(CNX_PLANAR_ARGS); break;                                \
+            case 2: NAME##_g2(CNX_PLANAR_ARGS); break;                                \
+            case 3: NAME##_g3(CNX_PLANAR_ARGS); break;                                \
+            case 4: NAME##_g4(CNX_PLANAR_ARGS); break;                                \
+            case 5: NAME##_g5(CNX_PLANAR_ARGS); break;                                \
+            case 6: NAME##_g6(CNX_PLANAR_ARGS); break;                                \
+            case 7: NAME##_g7(CNX_PLANAR_ARGS); break;                                \
+            default: NAME##_g8(CNX_PLANAR_ARGS);                                      \
+            }                                                                         \
+        }                                                                             \
+    }                                                                                 \
+}
+#define CNX_PLANAR_ARGS a, Hp, Wq, C, w, bias, f, nC, n_W, n_vec, q0, n_q, n0, z
+
+CNX_DEFINE_PLANAR_IMAGE(float, cnx_conv_planar_image_f, cnx_vec_f, CNX_VL_f)
+CNX_DEFINE_PLANAR_IMAGE(double, cnx_conv_planar_image_d, cnx_vec_d, CNX_VL_d)
+
+/* The interior of a planar padded image: out[c, pad + y, pad + x] =
+ * a[y, x, c] for the NHWC image `a` (H, W, C), `out` (C, Hp, Wq). The
+ * border is left alone: zeroed once, it stays zero from image to image. */
+#define CNX_DEFINE_PLANAR_PAD(T, SUFFIX)                                              \
+static void cnx_planar_pad_##SUFFIX(                                                  \
+        const T *restrict a, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t pad,    \
+        ptrdiff_t Hp, ptrdiff_t Wq, T *restrict out)                                  \
+{                                                                                     \
+    for (ptrdiff_t y = 0; y < H; y++)                                                 \
+        for (ptrdiff_t c = 0; c < C; c++) {                                           \
+            const T *restrict src = a + y * W * C + c;                                \
+            T *restrict dst = out + (c * Hp + pad + y) * Wq + pad;                    \
+            for (ptrdiff_t x = 0; x < W; x++) dst[x] = src[x * C];                    \
+        }                                                                             \
+}
+
+CNX_DEFINE_PLANAR_PAD(float, f)
+CNX_DEFINE_PLANAR_PAD(double, d)
+
 /* Weight gradient of one image, in register tiles: dw[k, nb:nb + NB*VL] +=
  * sum over the output pixels of a_k * dz, for KT window positions k at a
  * time (k flat over (di, dj, c), as the rows of W2). The transpose of the
@@ -238,8 +370,8 @@ CNX_DEFINE_ADD(double, d)
  *
  * For each output pixel, dcol = W2 @ dz (its K window gradients, vectorised
  * over K) is added onto the window in place: the im2row matrix is never
- * built. (With few input channels this beats the transposed convolution,
- * whose vectors over the input channels would be mostly padding.)
+ * built. (Used where the transposed convolution is not: stride > 1, or
+ * pad >= f.)
  */
 #define CNX_DEFINE_CONV_INPUT_GRAD(T, SUFFIX)                                         \
 CNX_DISPATCH static void cnx_conv_input_grad_row_##SUFFIX(                            \
@@ -268,6 +400,10 @@ CNX_DEFINE_CONV_INPUT_GRAD(double, d)
 #undef CNX_DEFINE_CONV_TILE
 #undef CNX_TILE_ARGS
 #undef CNX_TAIL_ARGS
+#undef CNX_DEFINE_PLANAR_TILE
+#undef CNX_DEFINE_PLANAR_IMAGE
+#undef CNX_PLANAR_ARGS
+#undef CNX_DEFINE_PLANAR_PAD
 #undef CNX_DEFINE_WGRAD
 #undef CNX_DEFINE_WGRAD_TILE
 #undef CNX_WGRAD_ARGS

@@ -232,25 +232,37 @@ TILE_CASES = [
     (1, 3, 17, 2, 2, 65, 3, 1),     # 4 vectors and a partial fifth, stride 3
     (2, 6, 6, 8, 3, 16, 1, 1),      # 8 channels, few outputs
     (1, 7, 31, 16, 3, 32, 1, 1),    # wide: 16 in, 32 out
+    # pixel-vector tiles (stride 1, <= 8 outputs): every channel group G,
+    # tiles spanning rows, partial last tiles and vectors, pad >= f
+    (1, 5, 21, 2, 3, 5, 1, 1),      # G = 5, rows of 2 vectors, the second partial
+    (2, 4, 7, 3, 2, 6, 1, 2),       # G = 6, rows shorter than a vector, pad >= f
+    (1, 3, 40, 1, 5, 7, 1, 2),      # G = 7; backward: G = 1
+    (1, 6, 33, 3, 3, 4, 1, 1),      # G = 4; backward: G = 3
+    (1, 3, 17, 5, 3, 2, 1, 0),      # G = 2; backward: G = 5
+    (1, 2, 50, 7, 1, 3, 1, 0),      # G = 3 on 1x1 filters; backward: G = 7
 ]
 
 
-@pytest.mark.parametrize("path", ["direct", "im2row", "narrow", "rows"])
+@pytest.mark.parametrize("path", ["planar", "direct", "im2row", "narrow", "rows"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", TILE_CASES, ids=_case_id)
 def test_every_conv_kernel_vs_reference(case, dtype, path, ref, assert_close,
                                         monkeypatch):
     # Which kernel runs is cnnext's choice; force each in turn. "direct": the
-    # tiled forward, and the tiled weight gradient with, for the input
-    # gradient, the transposed convolution (stride 1, > 4 channels) or the
-    # window-by-window kernel; "narrow": the latter everywhere; "rows": the
-    # tiled weight gradient with GEMM + row2im for the input gradient where
-    # the transposed convolution does not apply.
+    # forward tiled over channel vectors, and the tiled weight gradient with,
+    # for the input gradient, the transposed convolution (stride 1, > 4
+    # channels) or the window-by-window kernel; "planar": the same, with the
+    # forward (and so the transposed convolution) tiled over pixel vectors
+    # wherever cnnext allows it; "narrow": the window-by-window input
+    # gradient everywhere; "rows": the tiled weight gradient with GEMM +
+    # row2im for the input gradient where the transposed one does not apply.
     def use_direct(A, Z, stride, forward):
-        chosen = {"direct": True, "im2row": False, "narrow": not forward,
-                  "rows": forward}[path]
+        chosen = {"direct": True, "planar": True, "im2row": False,
+                  "narrow": not forward, "rows": forward}[path]
         return Z.size > 0 and chosen
     monkeypatch.setattr(cnnext._conv, "_use_direct", use_direct)
+    if path != "planar":
+        monkeypatch.setattr(cnnext._conv, "_use_planar", lambda n_C, stride: False)
     A, W, b, hp, dZ = _conv_inputs(case, dtype)
     Z, cache = cnnext.conv_forward(A, W, b, hp)
     assert_close(Z, ref.conv_forward(A, W, b, hp))
