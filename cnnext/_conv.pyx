@@ -179,37 +179,64 @@ def _chunk_rows(Py_ssize_t n_rows, Py_ssize_t row_len, Py_ssize_t itemsize):
     return max(1, min(n_rows, CHUNK_BYTES // per_row))
 
 
-def _conv_forward_direct(const floating[:, :, :, ::1] A_pad,
+cdef const floating* _padded_image(const floating[:, :, ::1] image, Py_ssize_t pad,
+                                   floating[::1] scratch) noexcept nogil:
+    """The image with ``pad`` zeros around it: ``scratch``, whose border is
+    zero already, with the image copied into its interior (the image itself
+    when pad is 0)."""
+    cdef Py_ssize_t y, H = image.shape[0], Wd = image.shape[1], C = image.shape[2]
+    cdef Py_ssize_t Wp = Wd + 2 * pad
+    if pad == 0:
+        return &image[0, 0, 0]
+    for y in range(H):
+        memcpy(&scratch[((y + pad) * Wp + pad) * C], &image[y, 0, 0],
+               Wd * C * sizeof(floating))
+    return &scratch[0]
+
+
+def _padding_scratch(Py_ssize_t H, Py_ssize_t Wd, Py_ssize_t C, Py_ssize_t pad, dtype):
+    """Zeros for one padded H x Wd x C image, for _padded_image (one element
+    when pad is 0: the image is then read in place)."""
+    return np.zeros((H + 2 * pad) * (Wd + 2 * pad) * C if pad else 1, dtype=dtype)
+
+
+def _conv_forward_direct(const floating[:, :, :, ::1] A,
                          const floating[:, ::1] W_pad, const floating[::1] bias_pad,
                          floating[:, :, :, ::1] Z, Py_ssize_t f, Py_ssize_t stride,
-                         bint half):
-    """Z = conv(A_pad, W) + b, reading windows in place (see _conv_direct.h).
+                         Py_ssize_t pad, bint half):
+    """Z = conv(A, W) + b, reading windows in place (see _conv_direct.h).
 
-    ``half`` picks the kernel with half-width vectors, for few output channels.
+    Each image is padded into a scratch image just before its rows are
+    computed, while it is in cache. ``half`` picks the kernel with
+    half-width vectors, for few output channels.
     """
-    cdef Py_ssize_t i, h, Wp = A_pad.shape[2], C = A_pad.shape[3]
+    cdef Py_ssize_t i, h, C = A.shape[3], Wp = A.shape[2] + 2 * pad
     cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2], nC = Z.shape[3]
     cdef Py_ssize_t nC_pad = W_pad.shape[1]
+    cdef floating[::1] scratch = _padding_scratch(
+        A.shape[1], A.shape[2], C, pad, np.float32 if floating is float else np.float64)
+    cdef const floating* a
     with nogil:
         for i in range(Z.shape[0]):
+            a = _padded_image(A[i], pad, scratch)
             for h in range(n_H):
                 if floating is float:
                     if half:
                         cnx_conv_direct_row_half_f(
-                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            a, Wp, C, &W_pad[0, 0], &bias_pad[0], f,
                             nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
                     else:
                         cnx_conv_direct_row_f(
-                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            a, Wp, C, &W_pad[0, 0], &bias_pad[0], f,
                             nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
                 else:
                     if half:
                         cnx_conv_direct_row_half_d(
-                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            a, Wp, C, &W_pad[0, 0], &bias_pad[0], f,
                             nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
                     else:
                         cnx_conv_direct_row_d(
-                            &A_pad[i, 0, 0, 0], Wp, C, &W_pad[0, 0], &bias_pad[0], f,
+                            a, Wp, C, &W_pad[0, 0], &bias_pad[0], f,
                             nC, nC_pad, stride, h * stride, n_W, &Z[i, h, 0, 0])
 
 
@@ -259,29 +286,34 @@ def _conv_input_grad_direct(floating[:, :, :, ::1] dA_pad,
                                               stride, n_W, &dcol[0])
 
 
-def _conv_weight_grad_direct(const floating[:, :, :, ::1] A_pad,
+def _conv_weight_grad_direct(const floating[:, :, :, ::1] A,
                              const floating[:, :, :, ::1] dZ_pad,
                              floating[:, ::1] dW_acc, Py_ssize_t f, Py_ssize_t stride,
-                             bint half):
-    """dW_acc += weight gradient of these images (see _conv_direct.h)."""
-    cdef Py_ssize_t i, Wp = A_pad.shape[2], C = A_pad.shape[3]
+                             Py_ssize_t pad, bint half):
+    """dW_acc += weight gradient of these images (see _conv_direct.h), each
+    image padded into a scratch image just before its tiles read it."""
+    cdef Py_ssize_t i, C = A.shape[3], Wp = A.shape[2] + 2 * pad
     cdef Py_ssize_t n_H = dZ_pad.shape[1], n_W = dZ_pad.shape[2]
     cdef Py_ssize_t nC_pad = dZ_pad.shape[3]
+    cdef floating[::1] scratch = _padding_scratch(
+        A.shape[1], A.shape[2], C, pad, np.float32 if floating is float else np.float64)
+    cdef const floating* a
     with nogil:
         for i in range(dZ_pad.shape[0]):
+            a = _padded_image(A[i], pad, scratch)
             if floating is float:
                 if half:
-                    cnx_conv_weight_grad_half_f(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                    cnx_conv_weight_grad_half_f(a, Wp, C, &dZ_pad[i, 0, 0, 0],
                                                 n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
                 else:
-                    cnx_conv_weight_grad_f(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                    cnx_conv_weight_grad_f(a, Wp, C, &dZ_pad[i, 0, 0, 0],
                                            n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
             else:
                 if half:
-                    cnx_conv_weight_grad_half_d(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                    cnx_conv_weight_grad_half_d(a, Wp, C, &dZ_pad[i, 0, 0, 0],
                                                 n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
                 else:
-                    cnx_conv_weight_grad_d(&A_pad[i, 0, 0, 0], Wp, C, &dZ_pad[i, 0, 0, 0],
+                    cnx_conv_weight_grad_d(a, Wp, C, &dZ_pad[i, 0, 0, 0],
                                            n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
 
 
@@ -324,8 +356,9 @@ def _pad_columns(M, Py_ssize_t width):
     return out
 
 
-# The direct kernels read a zero-padded copy of the input, made for a block
-# of images at a time so that the copy stays small whatever the batch size.
+# The direct backward's scratch (dZ with its channels padded to whole
+# vectors, padded input gradients) is made for a block of images at a time
+# so that it stays small whatever the batch size.
 PAD_BLOCK_BYTES = 4 * 1024 * 1024
 
 
@@ -333,16 +366,6 @@ def _images_per_block(A, Py_ssize_t pad, dtype):
     m, H, Wd, C = A.shape
     image_bytes = (H + 2 * pad) * (Wd + 2 * pad) * max(C, 1) * dtype.itemsize
     return max(1, PAD_BLOCK_BYTES // image_bytes)
-
-
-def _padded(A, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t pad, dtype):
-    """A zero-padded copy of A[j0:j1] (A[j0:j1] itself when pad is 0)."""
-    if pad == 0:
-        return A[j0:j1]
-    m, H, Wd, C = A.shape
-    A_pad = np.zeros((j1 - j0, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
-    A_pad[:, pad:pad + H, pad:pad + Wd] = A[j0:j1]
-    return A_pad
 
 
 def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
@@ -359,16 +382,9 @@ def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
     half = n_C <= _vector_lanes(dtype, half=True)
     W_pad = _pad_columns(W2, _round_up(n_C, _vector_lanes(dtype, half)))
     bias_pad = _pad_columns(b.reshape(1, n_C), W_pad.shape[1])[0]
-    block = _images_per_block(A, pad, dtype)
-
-    def run_images(Py_ssize_t i0, Py_ssize_t i1):
-        cdef Py_ssize_t j0
-        for j0 in range(i0, i1, block):
-            j1 = min(i1, j0 + block)
-            _conv_forward_direct(_padded(A, j0, j1, pad, dtype), W_pad, bias_pad,
-                                 Z[j0:j1], f, stride, half)
-
-    for_slices(run_images, Z.shape[0], Z.size * K, MIN_DIRECT_WORK)
+    for_slices(lambda i0, i1: _conv_forward_direct(A[i0:i1], W_pad, bias_pad, Z[i0:i1],
+                                                   f, stride, pad, half),
+               Z.shape[0], Z.size * K, MIN_DIRECT_WORK)
 
 
 def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
@@ -400,16 +416,16 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
         dW_acc = np.zeros((K, nC_pad), dtype=dtype)
         for j0 in range(i0, i1, block):
             j1 = min(i1, j0 + block)
-            A_pad = _padded(A, j0, j1, pad, dtype)
             dZ_block = dZ[j0:j1]
             if nC_pad != n_C:  # the tiles load whole vectors of dZ's channels
                 dZ_block = np.zeros(dZ_block.shape[:3] + (nC_pad,), dtype=dtype)
                 dZ_block[..., :n_C] = dZ[j0:j1]
-            _conv_weight_grad_direct(A_pad, dZ_block, dW_acc, f, stride, half)
+            _conv_weight_grad_direct(A[j0:j1], dZ_block, dW_acc, f, stride, pad, half)
             if input_grad == "rows":
                 _input_gradient_rows(W2, dZ[j0:j1], dA[j0:j1], f, stride, pad)
             elif input_grad == "windows":
-                dA_pad = np.zeros(A_pad.shape, dtype=dtype) if pad else dA[j0:j1]
+                dA_pad = (np.zeros((j1 - j0, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
+                          if pad else dA[j0:j1])
                 _conv_input_grad_direct(dA_pad, dZ[j0:j1], Wt, f, stride)
                 if pad:
                     dA[j0:j1] = dA_pad[:, pad:pad + H, pad:pad + Wd]
