@@ -370,7 +370,7 @@ def _images_per_block(A, Py_ssize_t pad, dtype):
 
 def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
                                 Py_ssize_t pad):
-    """conv_forward for narrow inputs: windows read in place."""
+    """conv_forward by the direct kernels: windows read in place."""
     K, n_C = W2.shape
     dtype = Z.dtype
     if _use_planar(n_C, stride):

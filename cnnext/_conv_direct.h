@@ -1,14 +1,18 @@
-/* Direct convolution of one output row, for layers with few input channels.
+/* Direct convolution kernels: windows read in place, no im2row matrix.
  *
- * With n_C_prev of 1 or 3, im2row copies every input f*f times to build a
- * matrix whose rows are too short for BLAS to run well. Here the window is
- * read in place instead, and blocks of output pixels x output channels are
- * accumulated in vector registers (GCC vector extensions). Compiled for
- * several instruction sets, picked at load time (see _window_ops.h).
+ * Blocks of output values are accumulated in vector registers (GCC vector
+ * extensions) over a whole window: output pixels x output channels for the
+ * forward (over channel vectors, or over pixel vectors on a planar copy when
+ * the output channels are few), window positions x output channels for the
+ * weight gradient. With few input channels, im2row would copy every input
+ * f*f times into rows too short for BLAS; up to 64 channels, these tiles
+ * also beat im2row + GEMM. Compiled for several instruction sets, picked at
+ * load time (see _window_ops.h).
  *
- * Layouts: `a` is one zero-padded NHWC image (Hp, Wp, C); `w` the filters as
- * (f, f, C, nC_pad) and `bias` (nC_pad,) with the channel axis zero-padded
- * to a multiple of the kernel's vector length; `z` one output row (n_W, nC).
+ * Layouts of the channel-vector kernels: `a` is one zero-padded NHWC image
+ * (Hp, Wp, C); `w` the filters as (f, f, C, nC_pad) and `bias` (nC_pad,) with
+ * the channel axis zero-padded to a multiple of the kernel's vector length;
+ * `z` one output row (n_W, nC).
  */
 #ifndef CNNEXT_CONV_DIRECT_H
 #define CNNEXT_CONV_DIRECT_H
