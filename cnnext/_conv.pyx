@@ -317,7 +317,7 @@ def _conv_weight_grad_direct(const floating[:, :, :, ::1] A,
                                            n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
 
 
-def _use_direct(A, Z, Py_ssize_t stride, bint forward):
+def _use_direct(A, Z, bint forward):
     """Whether the direct kernels run this layer rather than im2row + GEMM."""
     C, n_C = A.shape[3], Z.shape[3]
     if Z.size == 0 or C < 1:
@@ -478,7 +478,7 @@ def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
     if Z.size == 0:
         return
     K, n_C = W2.shape
-    if _use_direct(A, Z, stride, forward=True):
+    if _use_direct(A, Z, forward=True):
         _conv_forward_direct_driver(A, W2, b, Z, f, stride, pad)
         return
     # im2row: output pixels are independent, so threads split the rows.
@@ -521,16 +521,16 @@ def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
         return
     if (stride == 1 and pad < f
             and (dA.shape[3] > DIRECT_MAX_CHANNELS or _use_planar(dA.shape[3], 1))
-            and _use_direct(dZ, dA, 1, forward=True)):
+            and _use_direct(dZ, dA, forward=True)):
         # The input gradient is itself a stride-1 convolution, and one the
         # direct forward runs well once its output channels (dA's) fill
         # more than half a vector, or in vectors of pixels when they are few.
         _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "transposed")
         return
-    if _use_direct(A, dZ, stride, forward=False):
+    if _use_direct(A, dZ, forward=False):
         _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "windows")
         return
-    if _use_direct(A, dZ, stride, forward=True):
+    if _use_direct(A, dZ, forward=True):
         _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "rows")
         return
     # Images are split between threads: the windows of one image overlap in

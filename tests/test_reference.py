@@ -256,7 +256,7 @@ def test_every_conv_kernel_vs_reference(case, dtype, path, ref, assert_close,
     # wherever cnnext allows it; "narrow": the window-by-window input
     # gradient everywhere; "rows": the tiled weight gradient with GEMM +
     # row2im for the input gradient where the transposed one does not apply.
-    def use_direct(A, Z, stride, forward):
+    def use_direct(A, Z, forward):
         chosen = {"direct": True, "planar": True, "im2row": False,
                   "narrow": not forward, "rows": forward}[path]
         return Z.size > 0 and chosen
