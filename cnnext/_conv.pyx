@@ -587,28 +587,28 @@ def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, min_work,
 def _backward_images(const floating[:, :, :, ::1] A, W2, dZ, dA, Py_ssize_t f,
                      Py_ssize_t stride, Py_ssize_t pad):
     """dA += input gradient of these images; return their weight gradient."""
-    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2]
-    cdef Py_ssize_t K = W2.shape[0], n_C = W2.shape[1]
+    dW2 = _weight_gradient_rows(A, dZ, W2.shape[0], f, stride, pad)
+    _input_gradient_rows(W2, dZ, dA, f, stride, pad)
+    return dW2
+
+
+def _weight_gradient_rows(const floating[:, :, :, ::1] A, dZ, Py_ssize_t K,
+                          Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
+    """The weight gradient of these images: im2row rows.T @ dZ, chunk by chunk."""
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], n_C = dZ.shape[3]
     cdef Py_ssize_t total = dZ.shape[0] * n_H * n_W
     cdef Py_ssize_t chunk = _chunk_rows(total, K, dZ.itemsize)
     cdef Py_ssize_t row0, n
-    cdef floating[:, :, :, ::1] dA_view = dA
     cdef floating[:, ::1] rows
     dZ2 = dZ.reshape(total, n_C)
     scratch = np.empty((chunk, K), dtype=dZ.dtype)
     dW_part = np.empty((K, n_C), dtype=dZ.dtype)
     dW2 = np.zeros((K, n_C), dtype=dZ.dtype)
-    W2T = W2.T
     for row0 in range(0, total, chunk):
         n = min(chunk, total - row0)
         rows = scratch[:n]
-        dZ_chunk = dZ2[row0:row0 + n]
         with nogil:
             _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
-        np.matmul(scratch[:n].T, dZ_chunk, out=dW_part)
+        np.matmul(scratch[:n].T, dZ2[row0:row0 + n], out=dW_part)
         np.add(dW2, dW_part, out=dW2)
-        # The rows are no longer needed: reuse them for the input gradient.
-        np.matmul(dZ_chunk, W2T, out=scratch[:n])
-        with nogil:
-            _row2im_add(rows, dA_view, row0, f, stride, pad, n_H, n_W)
     return dW2
