@@ -249,9 +249,10 @@ def _conv_forward_planar(const floating[:, :, :, ::1] A, const floating[:, ::1] 
     cdef Py_ssize_t i, H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
     cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2], nC = Z.shape[3]
     cdef Py_ssize_t Hp = H + 2 * pad
-    cdef Py_ssize_t Wq = _round_up(n_W, _vector_lanes(np.asarray(Z).dtype)) + f - 1
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t Wq = _round_up(n_W, _vector_lanes(dtype)) + f - 1
     # Zeroed once: every image rewrites only the interior.
-    cdef floating[::1] planar = np.zeros(C * Hp * Wq, dtype=np.asarray(Z).dtype)
+    cdef floating[::1] planar = np.zeros(C * Hp * Wq, dtype=dtype)
     with nogil:
         for i in range(Z.shape[0]):
             if floating is float:
