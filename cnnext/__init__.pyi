@@ -6,6 +6,7 @@ float32 out; float64, integer and bool in, float64 out), which the stubs do not
 try to encode: outputs are typed ``NDArray[np.floating[Any]]``.
 """
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Literal, SupportsIndex, TypeVar, overload
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "distribute_value",
     "get_num_threads",
     "set_num_threads",
+    "threads",
     "gradcheck",
     "__version__",
 ]
@@ -67,6 +69,7 @@ def distribute_value(
 ) -> NDArray[np.floating[Any]]: ...
 def get_num_threads() -> int: ...
 def set_num_threads(num_threads: int) -> None: ...
+def threads(num_threads: int) -> AbstractContextManager[None]: ...
 def gradcheck(
     obj: Any,
     X: ArrayLike,

@@ -24,16 +24,22 @@ from concurrent.futures import ThreadPoolExecutor
 MIN_WORK_PER_THREAD = 1 << 18
 
 
+def available_cpus():
+    """The CPUs this process may run on (its affinity mask where the OS has
+    one, as on Linux; else every CPU of the machine)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _default_num_threads():
     """OMP_NUM_THREADS if set (the usual way to limit numeric libraries), else
     the CPUs this process may run on."""
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) >= 1:
         return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return available_cpus()
 
 
 _num_threads = _default_num_threads()
