@@ -48,7 +48,14 @@ _executor_lock = threading.Lock()
 
 
 def get_num_threads():
-    """The number of threads cnnext's own kernels use."""
+    """The number of threads cnnext's own kernels use.
+
+    Examples
+    --------
+    >>> import cnnext
+    >>> cnnext.get_num_threads() >= 1
+    True
+    """
     return _num_threads
 
 
@@ -57,7 +64,16 @@ def set_num_threads(num_threads):
 
     The default is ``OMP_NUM_THREADS`` when set, else the number of CPUs
     available. BLAS (used by large convolutions) keeps its own setting;
-    limit it with threadpoolctl.
+    limit it with threadpoolctl. :func:`cnnext.threads` sets it for a block.
+
+    Examples
+    --------
+    >>> import cnnext
+    >>> before = cnnext.get_num_threads()
+    >>> cnnext.set_num_threads(1)
+    >>> cnnext.get_num_threads()
+    1
+    >>> cnnext.set_num_threads(before)
     """
     global _num_threads, _executor
     if isinstance(num_threads, bool) or not isinstance(num_threads, int):

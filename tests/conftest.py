@@ -1,263 +1,33 @@
-"""Shared fixtures: an independent numpy reference of the eight functions.
+"""Shared fixtures over the tests' one numpy reference (``reference.py``).
 
-The reference follows the seed document's formulas and never imports cnnext.
-It always computes in float64 (whatever the input dtype), so a float32 result
-of cnnext is compared with the exact-ish answer, not with another float32
-computation.
-
-Two versions are kept:
-
-* ``ref``: vectorised for speed. Each convolution / pooling is a loop over
-  the f*f offsets (di, dj) of the window; for one offset, the inputs seen by
-  every output pixel are the strided slice
-  ``A_pad[:, di : di + stride*(n_H-1) + 1 : stride, dj : ... : stride, :]``,
-  and the work for that offset is one ``einsum`` over the channels. Summing
-  over the offsets gives exactly the seed's window sums.
-* ``seed_ref``: the seed's loops transcribed literally (per output pixel and
-  channel), only for tiny shapes, used to check ``ref`` itself.
+pytest runs with ``--import-mode=importlib``, which keeps the checkout (and
+its uncompiled ``cnnext/``) off ``sys.path``; this folder goes on it, so that
+test modules can ``import reference`` too.
 """
+import os
+import sys
 import types
 
-import numpy as np
 import pytest
 
-# Relative tolerance of a comparison against the float64 reference, per
-# result dtype. float64 is held to the issue's 1e-10 relative.
-RTOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import reference  # noqa: E402
 
-# --------------------------------------------------------------------------
-# Vectorised reference
-# --------------------------------------------------------------------------
-
-def _f64(x):
-    return np.asarray(x, dtype=np.float64)
-
-
-def _out_size(n_prev, f, pad, stride):
-    # The seed's formula: floor((n_prev - f + 2*pad) / stride) + 1.
-    return (n_prev - f + 2 * pad) // stride + 1
-
-
-def _offset_slice(di, dj, n_H, n_W, stride):
-    """Index of the inputs that window offset (di, dj) of every output pixel sees."""
-    return (slice(None),
-            slice(di, di + stride * (n_H - 1) + 1, stride),
-            slice(dj, dj + stride * (n_W - 1) + 1, stride),
-            slice(None))
-
-
-def ref_zero_pad(X, pad):
-    X = np.asarray(X)
-    return np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="constant",
-                  constant_values=0)
-
-
-def ref_conv_single_step(a_slice_prev, W, b):
-    # The seed does float(b); numpy >= 2.4 refuses float() of a (1,1,1) array,
-    # so take the single element explicitly.
-    return np.sum(_f64(a_slice_prev) * _f64(W)) + _f64(b).reshape(())
-
-
-def ref_conv_forward(A_prev, W, b, hparameters):
-    A, W, b = _f64(A_prev), _f64(W), _f64(b)
-    stride, pad = hparameters["stride"], hparameters["pad"]
-    m, H, Wd, C = A.shape
-    f, _, _, n_C = W.shape
-    n_H, n_W = _out_size(H, f, pad, stride), _out_size(Wd, f, pad, stride)
-    A_pad = ref_zero_pad(A, pad)
-    Z = np.zeros((m, n_H, n_W, n_C))
-    for di in range(f):
-        for dj in range(f):
-            window = A_pad[_offset_slice(di, dj, n_H, n_W, stride)]
-            Z += np.einsum("mhwc,ck->mhwk", window, W[di, dj])
-    Z += b.reshape(n_C)
-    return Z
-
-
-def ref_conv_backward(dZ, cache):
-    A_prev, W, b, hparameters = cache
-    A, W, dZ = _f64(A_prev), _f64(W), _f64(dZ)
-    stride, pad = hparameters["stride"], hparameters["pad"]
-    m, H, Wd, C = A.shape
-    f = W.shape[0]
-    n_H, n_W = dZ.shape[1], dZ.shape[2]
-    A_pad = ref_zero_pad(A, pad)
-    dA_pad = np.zeros(A_pad.shape)
-    dW = np.zeros(W.shape)
-    for di in range(f):
-        for dj in range(f):
-            idx = _offset_slice(di, dj, n_H, n_W, stride)
-            # da_prev_pad[window] += W[:, :, :, c] * dZ[i, h, w, c], summed over c
-            dA_pad[idx] += np.einsum("mhwk,ck->mhwc", dZ, W[di, dj])
-            # dW[:, :, :, c] += a_slice * dZ[i, h, w, c], summed over i, h, w
-            dW[di, dj] = np.einsum("mhwc,mhwk->ck", A_pad[idx], dZ)
-    # Crop the padding with explicit bounds (the seed's [pad:-pad] is empty
-    # for pad = 0).
-    dA = dA_pad[:, pad:pad + H, pad:pad + Wd, :]
-    db = dZ.sum(axis=(0, 1, 2)).reshape(np.shape(b))
-    return dA, dW, db
-
-
-def _pool_windows(A, f, stride):
-    """(f*f, m, n_H, n_W, C): entry k = di*f + dj is offset (di, dj) of every window."""
-    m, H, Wd, C = A.shape
-    n_H, n_W = _out_size(H, f, 0, stride), _out_size(Wd, f, 0, stride)
-    return np.stack([A[_offset_slice(di, dj, n_H, n_W, stride)]
-                     for di in range(f) for dj in range(f)])
-
-
-def ref_pool_forward(A_prev, hparameters, mode="max"):
-    A = _f64(A_prev)
-    windows = _pool_windows(A, hparameters["f"], hparameters["stride"])
-    if mode == "max":
-        return np.max(windows, axis=0)     # NaN propagates, as np.max does
-    if mode == "average":
-        return np.mean(windows, axis=0)
-    raise ValueError(mode)
-
-
-def ref_pool_backward(dA, cache, mode="max"):
-    A_prev, hparameters = cache
-    A, dA = _f64(A_prev), _f64(dA)
-    f, stride = hparameters["f"], hparameters["stride"]
-    n_H, n_W = dA.shape[1], dA.shape[2]
-    dA_prev = np.zeros(A.shape)
-    if mode == "max":
-        window_max = np.max(_pool_windows(A, f, stride), axis=0)
-    for di in range(f):
-        for dj in range(f):
-            idx = _offset_slice(di, dj, n_H, n_W, stride)
-            if mode == "max":
-                # mask = (x == max(x)): every tied entry gets the gradient
-                dA_prev[idx] += (A[idx] == window_max) * dA
-            elif mode == "average":
-                dA_prev[idx] += dA / (f * f)
-            else:
-                raise ValueError(mode)
-    return dA_prev
-
-
-def ref_create_mask_from_window(x):
-    x = np.asarray(x)
-    return x == np.max(x)
-
-
-def ref_distribute_value(dz, shape):
-    n_H, n_W = shape
-    return np.zeros(shape) + _f64(dz) / (n_H * n_W)
-
-
-# --------------------------------------------------------------------------
-# The seed's loops, literally (tiny shapes only)
-# --------------------------------------------------------------------------
-
-def seed_conv_forward(A_prev, W, b, hparameters):
-    A_prev, W, b = _f64(A_prev), _f64(W), _f64(b)
-    m, n_H_prev, n_W_prev, n_C_prev = A_prev.shape
-    f, _, _, n_C = W.shape
-    stride, pad = hparameters["stride"], hparameters["pad"]
-    n_H = int((n_H_prev - f + 2 * pad) // stride) + 1
-    n_W = int((n_W_prev - f + 2 * pad) // stride) + 1
-    Z = np.zeros((m, n_H, n_W, n_C))
-    A_prev_pad = ref_zero_pad(A_prev, pad)
-    for i in range(m):
-        a_prev_pad = A_prev_pad[i]
-        for h in range(n_H):
-            for w in range(n_W):
-                for c in range(n_C):
-                    vs, hs = h * stride, w * stride
-                    a_slice = a_prev_pad[vs:vs + f, hs:hs + f, :]
-                    Z[i, h, w, c] = ref_conv_single_step(a_slice, W[:, :, :, c], b[:, :, :, c])
-    return Z
-
-
-def seed_conv_backward(dZ, cache):
-    A_prev, W, b, hparameters = cache
-    A_prev, W, b, dZ = _f64(A_prev), _f64(W), _f64(b), _f64(dZ)
-    m, n_H_prev, n_W_prev, n_C_prev = A_prev.shape
-    f = W.shape[0]
-    stride, pad = hparameters["stride"], hparameters["pad"]
-    _, n_H, n_W, n_C = dZ.shape
-    dA_prev = np.zeros(A_prev.shape)
-    dW = np.zeros(W.shape)
-    db = np.zeros(b.shape)
-    A_prev_pad = ref_zero_pad(A_prev, pad)
-    dA_prev_pad = ref_zero_pad(dA_prev, pad)
-    for i in range(m):
-        a_prev_pad = A_prev_pad[i]
-        da_prev_pad = dA_prev_pad[i]
-        for h in range(n_H):
-            for w in range(n_W):
-                for c in range(n_C):
-                    vs, hs = h * stride, w * stride
-                    a_slice = a_prev_pad[vs:vs + f, hs:hs + f, :]
-                    da_prev_pad[vs:vs + f, hs:hs + f, :] += W[:, :, :, c] * dZ[i, h, w, c]
-                    dW[:, :, :, c] += a_slice * dZ[i, h, w, c]
-                    db[:, :, :, c] += dZ[i, h, w, c]
-        # explicit bounds instead of the seed's [pad:-pad] (empty for pad=0)
-        dA_prev[i] = da_prev_pad[pad:pad + n_H_prev, pad:pad + n_W_prev]
-    return dA_prev, dW, db
-
-
-def seed_pool_forward(A_prev, hparameters, mode="max"):
-    A_prev = _f64(A_prev)
-    m, n_H_prev, n_W_prev, n_C = A_prev.shape
-    f, stride = hparameters["f"], hparameters["stride"]
-    n_H = int(1 + (n_H_prev - f) / stride)
-    n_W = int(1 + (n_W_prev - f) / stride)
-    A = np.zeros((m, n_H, n_W, n_C))
-    for i in range(m):
-        for h in range(n_H):
-            for w in range(n_W):
-                for c in range(n_C):
-                    vs, hs = h * stride, w * stride
-                    a_prev_slice = A_prev[i, vs:vs + f, hs:hs + f, c]
-                    if mode == "max":
-                        A[i, h, w, c] = np.max(a_prev_slice)
-                    elif mode == "average":
-                        A[i, h, w, c] = np.average(a_prev_slice)
-    return A
-
-
-def seed_pool_backward(dA, cache, mode="max"):
-    A_prev, hparameters = cache
-    A_prev, dA = _f64(A_prev), _f64(dA)
-    f, stride = hparameters["f"], hparameters["stride"]
-    m, n_H, n_W, n_C = dA.shape
-    dA_prev = np.zeros(A_prev.shape)
-    for i in range(m):
-        a_prev = A_prev[i]
-        for h in range(n_H):
-            for w in range(n_W):
-                for c in range(n_C):
-                    vs, hs = h * stride, w * stride
-                    if mode == "max":
-                        a_prev_slice = a_prev[vs:vs + f, hs:hs + f, c]
-                        mask = ref_create_mask_from_window(a_prev_slice)
-                        dA_prev[i, vs:vs + f, hs:hs + f, c] += mask * dA[i, h, w, c]
-                    elif mode == "average":
-                        dA_prev[i, vs:vs + f, hs:hs + f, c] += ref_distribute_value(
-                            dA[i, h, w, c], (f, f))
-    return dA_prev
-
-
-# --------------------------------------------------------------------------
-# Fixtures
-# --------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def ref():
     """The vectorised float64 numpy reference of the eight functions."""
     return types.SimpleNamespace(
-        zero_pad=ref_zero_pad,
-        conv_single_step=ref_conv_single_step,
-        conv_forward=ref_conv_forward,
-        conv_backward=ref_conv_backward,
-        pool_forward=ref_pool_forward,
-        pool_backward=ref_pool_backward,
-        create_mask_from_window=ref_create_mask_from_window,
-        distribute_value=ref_distribute_value,
+        zero_pad=reference.ref_zero_pad,
+        conv_single_step=reference.ref_conv_single_step,
+        conv_forward=reference.ref_conv_forward,
+        conv_backward=reference.ref_conv_backward,
+        pool_forward=reference.ref_pool_forward,
+        pool_backward=reference.ref_pool_backward,
+        create_mask_from_window=reference.ref_create_mask_from_window,
+        distribute_value=reference.ref_distribute_value,
+        out_size=reference.out_size,
     )
 
 
@@ -265,34 +35,14 @@ def ref():
 def seed_ref():
     """The seed's per-pixel loops, for tiny shapes."""
     return types.SimpleNamespace(
-        conv_forward=seed_conv_forward,
-        conv_backward=seed_conv_backward,
-        pool_forward=seed_pool_forward,
-        pool_backward=seed_pool_backward,
+        conv_forward=reference.seed_conv_forward,
+        conv_backward=reference.seed_conv_backward,
+        pool_forward=reference.seed_pool_forward,
+        pool_backward=reference.seed_pool_backward,
     )
-
-
-def _assert_close(actual, expected, dtype=None, rtol=None):
-    """Compare a cnnext result with the float64 reference.
-
-    The tolerance is relative per dtype, with an absolute floor scaled by the
-    largest reference magnitude (entries that cancel to near zero carry the
-    rounding error of their large terms, not of their own size).
-    """
-    actual = np.asarray(actual)
-    expected = np.asarray(expected, dtype=np.float64)
-    if dtype is None:
-        dtype = actual.dtype
-    if rtol is None:
-        rtol = RTOL[np.dtype(dtype)]
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    finite = expected[np.isfinite(expected)]
-    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
-    np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=rtol,
-                               atol=rtol * scale, equal_nan=True)
 
 
 @pytest.fixture(scope="session")
 def assert_close():
-    """assert_close(actual, expected, dtype=None, rtol=None), see _assert_close."""
-    return _assert_close
+    """assert_close(actual, expected, dtype=None, rtol=None), see reference.py."""
+    return reference.assert_close

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import cnnext
+from reference import ref_conv_forward, ref_pool_forward
 
 NEEDED = 11 * 2**30
 
@@ -56,37 +57,16 @@ def big_image():
     return A
 
 
-def ref_pool(A, f, stride, mode):
-    m, H, Wd, C = A.shape
-    n_H, n_W = (H - f) // stride + 1, (Wd - f) // stride + 1
-    windows = np.stack([A[:, di:di + stride * (n_H - 1) + 1:stride,
-                          dj:dj + stride * (n_W - 1) + 1:stride, :].astype(np.float64)
-                        for di in range(f) for dj in range(f)])
-    return windows.max(axis=0) if mode == "max" else windows.mean(axis=0)
-
-
-def ref_conv(A, W, b, stride, pad):
-    A = np.pad(A.astype(np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    f = W.shape[0]
-    n_H = (A.shape[1] - f) // stride + 1
-    n_W = (A.shape[2] - f) // stride + 1
-    Z = np.zeros((A.shape[0], n_H, n_W, W.shape[3])) + b.reshape(-1)
-    for di in range(f):
-        for dj in range(f):
-            Z += A[:, di:di + stride * (n_H - 1) + 1:stride,
-                   dj:dj + stride * (n_W - 1) + 1:stride, :] @ W[di, dj]
-    return Z
-
-
 @pytest.mark.parametrize("mode", ["max", "average"])
 def test_pool_forward_one_image_past_2_31(mode):
     A = big_image()
-    out, _ = cnnext.pool_forward(A, {"f": 2, "stride": 2}, mode=mode)
+    hp = {"f": 2, "stride": 2}
+    out, _ = cnnext.pool_forward(A, hp, mode=mode)
     shape = out.shape
     # Input row 32768 starts at element 32768 * 65536 = 2**31: the last output
     # row reads only rows past it, the three before it lead up to it.
     got = out[:, -4:].copy(), out[:, :4].copy()
-    want = ref_pool(A[:, -8:], 2, 2, mode), ref_pool(A[:, :8], 2, 2, mode)
+    want = ref_pool_forward(A[:, -8:], hp, mode), ref_pool_forward(A[:, :8], hp, mode)
     del A, out  # a failure report must not hold on to 10 GiB
     assert shape == (1, 16385, 32768, 1)
     np.testing.assert_array_equal(got[0], want[0])
@@ -99,7 +79,7 @@ def ref_conv_rows(A, W, b, stride, pad, h0, h1):
     y_lo, y_hi = h0 * stride - pad, (h1 - 1) * stride - pad + f
     band = A[:, max(y_lo, 0):min(y_hi, H)].astype(np.float64)
     band = np.pad(band, ((0, 0), (max(0, -y_lo), max(0, y_hi - H)), (pad, pad), (0, 0)))
-    return ref_conv(band, W, b, stride, 0)
+    return ref_conv_forward(band, W, b, {"stride": stride, "pad": 0})
 
 
 def test_conv_forward_direct_batch_past_2_31():
@@ -113,11 +93,12 @@ def test_conv_forward_direct_batch_past_2_31():
     W = rng.integers(-3, 4, size=(3, 3, 1, 1)).astype(np.float32)
     b = np.full((1, 1, 1, 1), 0.5, dtype=np.float32)
     # pad > 0: the direct kernel reads zero-padded copies of blocks of images.
-    Z, _ = cnnext.conv_forward(A, W, b, {"stride": 2, "pad": 1})
+    hp = {"stride": 2, "pad": 1}
+    Z, _ = cnnext.conv_forward(A, W, b, hp)
     shape = Z.shape
     # Image 2048 starts at element 2**31; 2047 ends just before it.
     got = Z[-2:].copy(), Z[:1].copy()
-    want = ref_conv(A[-2:], W, b, 2, 1), ref_conv(A[:1], W, b, 2, 1)
+    want = ref_conv_forward(A[-2:], W, b, hp), ref_conv_forward(A[:1], W, b, hp)
     del A, Z  # a failure report must not hold on to 10 GiB
     assert shape == (m, 512, 512, 1)
     np.testing.assert_array_equal(got[0], want[0])

@@ -3,8 +3,8 @@
 Hypothesis draws shapes (including empty batches and channels), filter sizes,
 strides, pads, dtypes (float16/32/64, integers, bool, mixed) and memory layouts
 (C, Fortran, strided views, negative strides, read-only, byte-swapped) for the
-inputs. The reference functions below are the seed's loops, written in float64
-numpy and independent of cnnext. conv_backward and pool_backward are also
+inputs. The reference is the tests' shared float64 numpy one (tests/reference.py),
+independent of cnnext. conv_backward and pool_backward are also
 checked against central-difference gradients of their forward functions in
 float64.
 
@@ -20,6 +20,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import cnnext
+from reference import (ref_conv_backward, ref_conv_forward, ref_pool_backward,
+                       ref_pool_forward, ref_zero_pad)
 
 settings.register_profile(
     "cnnext-default", max_examples=800, deadline=None, database=None,
@@ -36,81 +38,6 @@ GRAD_PROFILE = settings(PROFILE, max_examples=max(1, PROFILE.max_examples // 2))
 # 5932e06; test_junk.py::test_conv_pad_wider_than_filter pins it in a child
 # process. Set to False to keep these in-process tests away from it.
 PAD_WIDER_THAN_FILTER_FIXED = True
-
-
-# --------------------------------------------------------------------------
-# Plain numpy reference (float64), following the seed's loops
-# --------------------------------------------------------------------------
-
-def ref_zero_pad(X, pad):
-    return np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="constant")
-
-
-def ref_conv_forward(A, W, b, stride, pad):
-    A, W, b = (np.asarray(x, dtype=np.float64) for x in (A, W, b))
-    m, H, Wd, _ = A.shape
-    f, _, _, n_C = W.shape
-    n_H = (H - f + 2 * pad) // stride + 1
-    n_W = (Wd - f + 2 * pad) // stride + 1
-    A_pad = ref_zero_pad(A, pad)
-    Z = np.zeros((m, n_H, n_W, n_C))
-    for h in range(n_H):
-        for w in range(n_W):
-            window = A_pad[:, h * stride:h * stride + f, w * stride:w * stride + f, :]
-            for c in range(n_C):
-                Z[:, h, w, c] = (window * W[:, :, :, c]).sum(axis=(1, 2, 3)) + b[0, 0, 0, c]
-    return Z
-
-
-def ref_conv_backward(dZ, A, W, stride, pad):
-    dZ, A, W = (np.asarray(x, dtype=np.float64) for x in (dZ, A, W))
-    m, H, Wd, _ = A.shape
-    f = W.shape[0]
-    _, n_H, n_W, n_C = dZ.shape
-    A_pad = ref_zero_pad(A, pad)
-    dA_pad = np.zeros_like(A_pad)
-    dW = np.zeros_like(W)
-    for i in range(m):
-        for h in range(n_H):
-            for w in range(n_W):
-                vs, hs = h * stride, w * stride
-                for c in range(n_C):
-                    dA_pad[i, vs:vs + f, hs:hs + f, :] += W[:, :, :, c] * dZ[i, h, w, c]
-                    dW[:, :, :, c] += A_pad[i, vs:vs + f, hs:hs + f, :] * dZ[i, h, w, c]
-    db = dZ.sum(axis=(0, 1, 2)).reshape(1, 1, 1, n_C)
-    return dA_pad[:, pad:pad + H, pad:pad + Wd, :], dW, db
-
-
-def ref_pool_forward(A, f, stride, mode):
-    A = np.asarray(A, dtype=np.float64)
-    m, H, Wd, C = A.shape
-    n_H, n_W = (H - f) // stride + 1, (Wd - f) // stride + 1
-    out = np.zeros((m, n_H, n_W, C))
-    reduce = np.max if mode == "max" else np.mean
-    for h in range(n_H):
-        for w in range(n_W):
-            window = A[:, h * stride:h * stride + f, w * stride:w * stride + f, :]
-            out[:, h, w, :] = reduce(window, axis=(1, 2))
-    return out
-
-
-def ref_pool_backward(dA, A, f, stride, mode):
-    """The seed's pool_backward: max sends dA to every entry equal to the max."""
-    dA, A = (np.asarray(x, dtype=np.float64) for x in (dA, A))
-    dA_prev = np.zeros_like(A)
-    m, n_H, n_W, C = dA.shape
-    for i in range(m):
-        for h in range(n_H):
-            for w in range(n_W):
-                vs, hs = h * stride, w * stride
-                for c in range(C):
-                    if mode == "max":
-                        window = A[i, vs:vs + f, hs:hs + f, c]
-                        mask = window == np.max(window)
-                        dA_prev[i, vs:vs + f, hs:hs + f, c] += mask * dA[i, h, w, c]
-                    else:
-                        dA_prev[i, vs:vs + f, hs:hs + f, c] += dA[i, h, w, c] / (f * f)
-    return dA_prev
 
 
 def expected_dtype(*arrays):
@@ -237,7 +164,7 @@ def test_conv_forward_backward_match_reference(case):
     Z, cache = cnnext.conv_forward(A_in, W_in, b_in, hparameters)
 
     dtype = expected_dtype(A, W, b)
-    Z_ref = ref_conv_forward(A, W, b, stride, pad)
+    Z_ref = ref_conv_forward(A, W, b, {"stride": stride, "pad": pad})
     assert Z.shape == Z_ref.shape
     assert Z.dtype == dtype
     scale = float(np.prod(case["shape_W"][:3])) + 1
@@ -252,7 +179,7 @@ def test_conv_forward_backward_match_reference(case):
     dA_prev, dW, db = cnnext.conv_backward(dZ_in, cache)
 
     dtype = expected_dtype(A, W, b, dZ)
-    dA_ref, dW_ref, db_ref = ref_conv_backward(dZ, A, W, stride, pad)
+    dA_ref, dW_ref, db_ref = ref_conv_backward(dZ, (A, W, b, {"stride": stride, "pad": pad}))
     for got, ref in ((dA_prev, dA_ref), (dW, dW_ref), (db, db_ref)):
         assert got.shape == ref.shape
         assert got.dtype == dtype
@@ -276,7 +203,7 @@ def test_pool_forward_backward_match_reference(case):
     out, cache = cnnext.pool_forward(A_in, hparameters, mode=mode)
 
     dtype = expected_dtype(A)
-    out_ref = ref_pool_forward(A, f, stride, mode)
+    out_ref = ref_pool_forward(A, {"f": f, "stride": stride}, mode)
     assert out.shape == out_ref.shape
     assert out.dtype == dtype
     assert_close(out, out_ref, dtype, f * f)
@@ -286,7 +213,7 @@ def test_pool_forward_backward_match_reference(case):
     dA_prev = cnnext.pool_backward(with_layout(dA, case["layouts"][1]), cache, mode=mode)
 
     dtype = expected_dtype(A, dA)
-    dA_prev_ref = ref_pool_backward(dA, A, f, stride, mode)
+    dA_prev_ref = ref_pool_backward(dA, (A, {"f": f, "stride": stride}), mode)
     assert dA_prev.shape == A.shape
     assert dA_prev.dtype == dtype
     assert_close(dA_prev, dA_prev_ref, dtype, f * f)

@@ -1,4 +1,4 @@
-"""cnnext against the numpy reference (tests/conftest.py) and against PyTorch.
+"""cnnext against the numpy reference (tests/reference.py) and against PyTorch.
 
 Shapes, strides, pads and filter sizes cover f = 1, stride > f, pad = 0,
 strides that do not divide the input, filters as large as the padded input,
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import cnnext
+from reference import out_size
 
 DTYPES = [np.float32, np.float64]
 
@@ -90,18 +91,14 @@ def _random_pool_cases(n, seed):
 POOL_CASES += _random_pool_cases(20, seed=20260512)
 
 
-def _conv_out(H, f, pad, stride):
-    return (H - f + 2 * pad) // stride + 1
-
-
 def _conv_inputs(case, dtype, seed=0):
     m, H, Wd, C, f, n_C, stride, pad = case
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((m, H, Wd, C)).astype(dtype)
     W = rng.standard_normal((f, f, C, n_C)).astype(dtype)
     b = rng.standard_normal((1, 1, 1, n_C)).astype(dtype)
-    dZ = rng.standard_normal((m, _conv_out(H, f, pad, stride),
-                              _conv_out(Wd, f, pad, stride), n_C)).astype(dtype)
+    dZ = rng.standard_normal((m, out_size(H, f, pad, stride),
+                              out_size(Wd, f, pad, stride), n_C)).astype(dtype)
     return A, W, b, {"stride": stride, "pad": pad}, dZ
 
 
@@ -117,7 +114,7 @@ def _pool_inputs(case, dtype, seed=0):
     m, H, Wd, C, f, stride = case
     rng = np.random.default_rng(seed + 1)
     A = _distinct_values((m, H, Wd, C), dtype, seed)
-    dA = rng.standard_normal((m, (H - f) // stride + 1, (Wd - f) // stride + 1,
+    dA = rng.standard_normal((m, out_size(H, f, 0, stride), out_size(Wd, f, 0, stride),
                               C)).astype(dtype)
     return A, {"f": f, "stride": stride}, dA
 
