@@ -272,13 +272,50 @@ TINY = ["--quick", "--repeats", "1", "--cases", "conv:seed", "--ops", "fwd",
     (["--cases", "conv:overlap"], "unknown case 'conv:overlap'"),
     (["--ops", "conv_sideways"], "unknown op 'conv_sideways'"),
     (["--repeats", "0"], "--repeats must be >= 1"),
+    # Each of these once ran (or crashed after the matmul) instead.
+    (TINY + ["--matmul-n", "-1"], "--matmul-n must be >= 0"),
+    (TINY + ["--ops", ""], "--ops names no op"),
+    (TINY + ["--cases", ","], "--cases names no case"),
+    (TINY + ["--matmul-n", "0", "--ops", "pool"],
+     "--cases conv:seed and --ops pool select no row"),
+    (["--render", "run.json", "--json", "out.json"],
+     "--render runs nothing, so --json would have nothing to write"),
 ])
 def test_bench_command_refuses_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(argv)
     assert exc.value.code == 2
     captured = capsys.readouterr()
-    assert f"error: {message}" in captured.err and captured.out == ""
+    assert f"cnnext-bench: error: {message}" in captured.err and captured.out == ""
+
+
+def _error_line(capsys):
+    """The one line a failed command printed on stderr (nothing on stdout)."""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnnext-bench: error: "), captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("where, message", [
+    ("missing directory", "directory {parent} does not exist"),
+    ("a directory", "is a directory; give a file name"),
+])
+def test_bench_command_checks_the_json_path_before_timing(where, message, tmp_path, capsys):
+    path = tmp_path / "no" / "run.json" if where == "missing directory" else tmp_path
+    assert bench.console_main(TINY + ["--matmul-n", "0", "--json", str(path)]) == 1
+    # Nothing ran: a run prints its header first.
+    line = _error_line(capsys)
+    assert line == f"cnnext-bench: error: --json {path}: " + message.format(parent=path.parent)
+
+
+def test_bench_json_check_leaves_no_file_behind_and_an_existing_one_as_it_was(tmp_path):
+    new, kept = tmp_path / "new.json", tmp_path / "kept.json"
+    kept.write_text("old")
+    bench.cli._check_writable(str(new))
+    bench.cli._check_writable(str(kept))
+    assert not new.exists() and kept.read_text() == "old"
 
 
 @pytest.fixture(scope="module")
@@ -321,12 +358,52 @@ def test_bench_load_average_is_none_where_the_os_has_none(monkeypatch):
     assert environment.loadavg() is None
 
 
+NOT_A_RUN = "not the results of a cnnext-bench --json run"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("cnnext 0.1.0 benchmark\n", "not a JSON file (Expecting value at line 1, column 1)"),
+    (b"\xff\xfe{", "not a JSON file (not UTF-8 text)"),
+    ("[1, 2]", f"{NOT_A_RUN} (a JSON list, not an object)"),
+    ('{"rows": []}', f"{NOT_A_RUN} (no 'environment', 'config', 'matmul_gflops', 'summary')"),
+    (None, f"{NOT_A_RUN} (no 'median_s' where a run has one)"),  # a kept run, cut
+], ids=["text", "binary", "list", "object", "row without a key"])
+def test_bench_render_refuses_a_file_that_is_not_a_run(content, message, kept_run, tmp_path,
+                                                       capsys):
+    if content is None:
+        data = json.loads(kept_run[0].read_text())
+        del data["rows"][1]["median_s"]
+        content = json.dumps(data)
+    path = tmp_path / "bad.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    assert bench.console_main(["--render", str(path)]) == 1
+    assert _error_line(capsys) == f"cnnext-bench: error: --render {path}: {message}"
+
+
+def test_bench_render_refuses_a_missing_file_and_a_directory(tmp_path, capsys):
+    assert bench.console_main(["--render", str(tmp_path / "nosuch.json")]) == 1
+    assert _error_line(capsys) == (f"cnnext-bench: error: --render {tmp_path / 'nosuch.json'}:"
+                                   " no such file")
+    assert bench.console_main(["--render", str(tmp_path)]) == 1
+    assert _error_line(capsys) == (f"cnnext-bench: error: --render {tmp_path}: is a "
+                                   "directory, not the --json file of a run")
+
+
 def _run_module(args, cwd, **env):
     """``python -m cnnext.bench ARGS`` without the OpenBLAS variables but ``env``."""
     env = {**{k: v for k, v in os.environ.items() if k not in environment.OPENBLAS_VARS},
            **env}
     return subprocess.run([sys.executable, "-m", "cnnext.bench", *args], cwd=cwd, env=env,
                           capture_output=True, text=True)
+
+
+def test_python_m_cnnext_bench_error_is_one_line(tmp_path):
+    done = _run_module(["--render", "nosuch.json"], tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "cnnext-bench: error: --render nosuch.json: no such file\n"
 
 
 def test_python_m_cnnext_bench_reruns_without_the_openblas_variables(tmp_path):

@@ -38,6 +38,6 @@ Modules, one job each: :mod:`~cnnext.bench.cases` (the rows),
 :mod:`~cnnext.bench.timing`, :mod:`~cnnext.bench.environment`,
 :mod:`~cnnext.bench.report` and :mod:`~cnnext.bench.cli` (the command).
 """
-from .cli import console_main, main
+from .cli import BenchError, console_main, main
 
-__all__ = ["console_main", "main"]
+__all__ = ["BenchError", "console_main", "main"]

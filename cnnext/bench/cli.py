@@ -1,4 +1,11 @@
-"""The ``cnnext-bench`` command: its options and the run."""
+"""The ``cnnext-bench`` command: its options, their checks, and the run.
+
+Mistakes are reported before anything is timed, not after a run of minutes:
+bad options exit with status 2 (argparse's usage and a ``cnnext-bench:
+error:`` line); a ``--json`` path that cannot be written, or a ``--render``
+file that is not a kept run, with status 1 and one ``cnnext-bench: error:
+...`` line.
+"""
 import argparse
 import json
 import os
@@ -12,14 +19,23 @@ from .environment import OPENBLAS_VARS, UNSET_MARK, environment, loadavg, thread
 from .report import COLUMNS, header_text, report_text, summary_lines, table_rows
 from .timing import matmul_gflops, run_row
 
+PROG = "cnnext-bench"
+# What a --render file must hold: the keys of main()'s results.
+RUN_KEYS = ("environment", "config", "matmul_gflops", "rows", "summary")
+
+
+class BenchError(Exception):
+    """A file named on the command line that cannot serve; one line for the user."""
+
+
 def _split(text):
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def parse_args(argv):
-    """The options of ``argv``; bad ones exit with status 2."""
+    """The options of ``argv``, checked; bad ones exit with status 2."""
     p = argparse.ArgumentParser(
-        prog="python -m cnnext.bench",
+        prog=PROG,
         description="Time cnnext's conv and pool kernels, forward and backward, "
                     "against PyTorch CPU, vectorised numpy and the seed's loops.")
     p.add_argument("--quick", action="store_true",
@@ -55,7 +71,13 @@ def parse_args(argv):
         p.error("--repeats must be >= 1")
     if args.threads is not None and args.threads < 1:
         p.error("--threads must be >= 1")
+    if args.matmul_n is not None and args.matmul_n < 0:
+        p.error(f"--matmul-n must be >= 0 (0 skips the matmul), not {args.matmul_n}")
+    if args.render and args.json:
+        p.error("--render runs nothing, so --json would have nothing to write")
     known = set(CONV_CASES) | set(POOL_CASES)
+    if args.cases == []:
+        p.error("--cases names no case")
     for c in args.cases or []:
         kind, _, name = c.rpartition(":")
         if kind not in ("", "conv", "pool") or name not in known or (
@@ -63,9 +85,14 @@ def parse_args(argv):
                 kind == "pool" and name not in POOL_CASES):
             p.error(f"unknown case {c!r}; known: conv {sorted(CONV_CASES)}, "
                     f"pool {sorted(POOL_CASES)}")
+    if args.ops == []:
+        p.error("--ops names no op")
     for o in args.ops or []:
         if o not in OPS and o not in OP_GROUPS:
             p.error(f"unknown op {o!r}; known: {', '.join(OPS + tuple(OP_GROUPS))}")
+    if not select_rows(args.cases, args.ops):
+        p.error(f"--cases {','.join(args.cases)} and --ops {','.join(args.ops)} select "
+                f"no row: conv cases take the conv ops, pool cases the pool ops")
     return args
 
 
@@ -84,6 +111,67 @@ class Config:
             self.matmul_n = args.matmul_n
         self.threads = threads
         self.contenders = [c for c in CONTENDERS if c in contenders]
+
+
+def _check_writable(path):
+    """Fail now, not after a run of minutes, if ``--json path`` cannot be written."""
+    if os.path.isdir(path):
+        raise BenchError(f"--json {path}: is a directory; give a file name")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise BenchError(f"--json {path}: directory {parent} does not exist")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):  # "a": an existing file stays as it is
+            pass
+    except OSError as exc:
+        raise BenchError(f"--json {path}: cannot write it ({exc.strerror})") from None
+    if not existed:
+        os.remove(path)
+
+
+def _what_is_missing(exc):
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} where a run has one"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def read_run(path, markdown=False):
+    """The results kept by ``--json`` in ``path``, and their report as text.
+
+    Raises
+    ------
+    BenchError
+        If ``path`` cannot be read, is not JSON, or is not a run's results.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            out = json.load(fh)
+    except FileNotFoundError:
+        raise BenchError(f"--render {path}: no such file") from None
+    except IsADirectoryError:
+        raise BenchError(f"--render {path}: is a directory, not the --json file "
+                         "of a run") from None
+    except OSError as exc:
+        raise BenchError(f"--render {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BenchError(f"--render {path}: not a JSON file (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"--render {path}: not a JSON file ({exc.msg} at line "
+                         f"{exc.lineno}, column {exc.colno})") from None
+    not_a_run = f"--render {path}: not the results of a {PROG} --json run"
+    if not isinstance(out, dict):
+        raise BenchError(f"{not_a_run} (a JSON {type(out).__name__}, not an object)")
+    missing = [k for k in RUN_KEYS if k not in out]
+    if missing:
+        raise BenchError(f"{not_a_run} (no {', '.join(map(repr, missing))})")
+    # The report reads nested keys and formats numbers: a file that only
+    # looks like a run fails here, before anything is printed.
+    try:
+        text = report_text(out, markdown)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise BenchError(f"{not_a_run} ({_what_is_missing(exc)})") from None
+    return out, text
 
 
 def _reexec_without_openblas_env(argv):
@@ -109,6 +197,9 @@ def main(argv=None):
 
     Raises
     ------
+    BenchError
+        For a ``--json`` path that cannot be written (before anything is
+        timed) or a ``--render`` file that is not a kept run.
     SystemExit
         For bad options (status 2) and ``--help``.
     """
@@ -116,10 +207,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.render:
-        with open(args.render) as fh:
-            out = json.load(fh)
-        print(report_text(out, args.markdown))
+        out, text = read_run(args.render, args.markdown)
+        print(text)
         return out
+    if args.json:
+        _check_writable(args.json)
     if from_command_line and not args.keep_openblas_env:
         _reexec_without_openblas_env(argv)
 
@@ -166,14 +258,28 @@ def main(argv=None):
            "rows": results, "summary": summary_lines(results, matmul)}
     print(report_text(out, args.markdown, header=False))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+        try:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(out, fh, indent=1)
+        except OSError as exc:
+            raise BenchError(f"--json {args.json}: cannot write it ({exc.strerror}); "
+                             "the report above is all that is kept") from None
         print(f"wrote {args.json}")
     return out
 
 
 def console_main(argv=None):
-    """The ``cnnext-bench`` command (and ``python -m cnnext.bench``): run,
-    print, return 0."""
-    main(argv)
+    """The ``cnnext-bench`` command (and ``python -m cnnext.bench``).
+
+    Returns
+    -------
+    status : int
+        0, or 1 after a :class:`BenchError`, printed as one line on stderr.
+        Bad options exit with status 2 before.
+    """
+    try:
+        main(argv)
+    except BenchError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
