@@ -4,13 +4,21 @@ computes, and a tiny run produces the table and JSON it promises.
 Nothing here asserts on a timing: the machine is shared and a benchmark is a
 command, not a test.
 """
+import contextlib
+import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import cnnext
 from cnnext import bench
+from cnnext.bench import cases, environment, report
+from cnnext.bench import numpy_vectorised as vec
+from cnnext.bench import seed_loops as seed
 
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -44,12 +52,12 @@ def test_seed_loops_reproduce_the_seed_conv_results():
     A_prev = np.random.randn(10, 4, 4, 3)
     W = np.random.randn(2, 2, 3, 8)
     b = np.random.randn(1, 1, 1, 8)
-    Z, cache = bench.seed_conv_forward(A_prev, W, b, {"pad": 2, "stride": 2})
+    Z, cache = seed.conv_forward(A_prev, W, b, {"pad": 2, "stride": 2})
     assert np.mean(Z) == pytest.approx(0.0489952035289, abs=1e-11)
     np.testing.assert_allclose(
         Z[3, 2, 1], [-0.61490741, -6.7439236, -2.55153897, 1.75698377,
                      3.56208902, 0.53036437, 5.18531798, 8.75898442], atol=1e-8)
-    dA, dW, db = bench.seed_conv_backward(Z, cache)
+    dA, dW, db = seed.conv_backward(Z, cache)
     assert np.mean(dA) == pytest.approx(1.45243777754, abs=1e-10)
     assert np.mean(dW) == pytest.approx(1.72699145831, abs=1e-10)
     assert np.mean(db) == pytest.approx(7.83923256462, abs=1e-10)
@@ -58,21 +66,21 @@ def test_seed_loops_reproduce_the_seed_conv_results():
 def test_seed_loops_reproduce_the_seed_pool_results():
     np.random.seed(1)
     A_prev = np.random.randn(2, 4, 4, 3)
-    A, _ = bench.seed_pool_forward(A_prev, {"stride": 1, "f": 4})
+    A, _ = seed.pool_forward(A_prev, {"stride": 1, "f": 4})
     np.testing.assert_allclose(A.ravel(), [1.74481176, 1.6924546, 2.10025514,
                                            1.19891788, 1.51981682, 2.18557541], atol=1e-8)
-    A, _ = bench.seed_pool_forward(A_prev, {"stride": 1, "f": 4}, mode="average")
+    A, _ = seed.pool_forward(A_prev, {"stride": 1, "f": 4}, mode="average")
     np.testing.assert_allclose(A.ravel(), [-0.09498456, 0.11180064, -0.14263511,
                                            -0.09525108, 0.28325018, 0.33035185], atol=1e-8)
 
     np.random.seed(1)
     A_prev = np.random.randn(5, 5, 3, 2)
     hp = {"stride": 1, "f": 2}
-    _, cache = bench.seed_pool_forward(A_prev, hp)
+    _, cache = seed.pool_forward(A_prev, hp)
     dA = np.random.randn(5, 4, 2, 2)
-    np.testing.assert_allclose(bench.seed_pool_backward(dA, cache, mode="max")[1, 1],
+    np.testing.assert_allclose(seed.pool_backward(dA, cache, mode="max")[1, 1],
                                [[0, 0], [5.05844394, -1.68282702], [0, 0]], atol=1e-8)
-    np.testing.assert_allclose(bench.seed_pool_backward(dA, cache, mode="average")[1, 1],
+    np.testing.assert_allclose(seed.pool_backward(dA, cache, mode="average")[1, 1],
                                [[0.08485462, 0.2787552], [1.26461098, -0.25749373],
                                 [1.17975636, -0.53624893]], atol=1e-8)
 
@@ -86,8 +94,8 @@ def test_conv_contenders_agree_with_cnnext(shape, dtype):
     Z, cache = cnnext.conv_forward(A, W, b, hp)
     dZ = np.random.default_rng(1).standard_normal(Z.shape).astype(dtype)
     expected = cnnext.conv_backward(dZ, cache)
-    for fwd, bwd in [(bench.numpy_conv_forward, bench.numpy_conv_backward),
-                     (bench.seed_conv_forward, bench.seed_conv_backward)]:
+    for fwd, bwd in [(vec.conv_forward, vec.conv_backward),
+                     (seed.conv_forward, seed.conv_backward)]:
         Zc, cache_c = fwd(A, W, b, hp)
         assert Zc.shape == Z.shape and Zc.dtype == dtype
         np.testing.assert_allclose(Zc, Z, **TOL[dtype])
@@ -105,8 +113,8 @@ def test_pool_contenders_agree_with_cnnext(shape, mode, dtype):
     out, cache = cnnext.pool_forward(A, hp, mode)
     dA = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
     expected = cnnext.pool_backward(dA, cache, mode)
-    for fwd, bwd in [(bench.numpy_pool_forward, bench.numpy_pool_backward),
-                     (bench.seed_pool_forward, bench.seed_pool_backward)]:
+    for fwd, bwd in [(vec.pool_forward, vec.pool_backward),
+                     (seed.pool_forward, seed.pool_backward)]:
         got, cache_c = fwd(A, hp, mode)
         assert got.shape == out.shape and got.dtype == dtype
         np.testing.assert_allclose(got, out, **TOL[dtype])
@@ -119,7 +127,7 @@ def test_numpy_max_pool_backward_gives_ties_the_full_gradient():
     # The seed's mask x == max(x): every tied entry gets the gradient.
     A = np.array([[1.0, 3.0], [3.0, 2.0]]).reshape(1, 2, 2, 1)
     cache = (A, {"f": 2, "stride": 1})
-    got = bench.numpy_pool_backward(np.full((1, 1, 1, 1), 2.0), cache, "max")
+    got = vec.pool_backward(np.full((1, 1, 1, 1), 2.0), cache, "max")
     np.testing.assert_array_equal(got[0, :, :, 0], [[0.0, 2.0], [2.0, 0.0]])
     np.testing.assert_array_equal(cnnext.pool_backward(np.full((1, 1, 1, 1), 2.0), cache),
                                   got)
@@ -127,15 +135,16 @@ def test_numpy_max_pool_backward_gives_ties_the_full_gradient():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_torch_contenders_agree_with_cnnext(dtype):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
+    from cnnext.bench import torch_cpu
     for shape in CONV_SHAPES:
         A, W, b, hp = _conv_inputs(shape, dtype)
         Z, cache = cnnext.conv_forward(A, W, b, hp)
-        Zt, _ = bench.torch_conv_forward(torch, A, W, b, hp)
+        Zt, _ = torch_cpu.conv_forward(A, W, b, hp)
         assert Zt.flags.c_contiguous and Zt.dtype == dtype
         np.testing.assert_allclose(Zt, Z, **TOL[dtype])
         dZ = np.random.default_rng(1).standard_normal(Z.shape).astype(dtype)
-        for g, e in zip(bench.torch_conv_backward(torch, dZ, cache),
+        for g, e in zip(torch_cpu.conv_backward(dZ, cache),
                         cnnext.conv_backward(dZ, cache)):
             assert g.shape == e.shape and g.flags.c_contiguous
             np.testing.assert_allclose(g, e, **TOL[dtype])
@@ -143,12 +152,30 @@ def test_torch_contenders_agree_with_cnnext(dtype):
         A, hp = _pool_inputs(shape, dtype)
         for mode in ("max", "average"):
             out, cache = cnnext.pool_forward(A, hp, mode)
-            np.testing.assert_allclose(bench.torch_pool_forward(torch, A, hp, mode)[0],
+            np.testing.assert_allclose(torch_cpu.pool_forward(A, hp, mode)[0],
                                        out, **TOL[dtype])
             dA = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
-            idx = bench.torch_max_indices(torch, A, hp) if mode == "max" else None
-            np.testing.assert_allclose(bench.torch_pool_backward(torch, dA, cache, mode, idx),
-                                       cnnext.pool_backward(dA, cache, mode), **TOL[dtype])
+            idx = torch_cpu.max_indices(A, hp) if mode == "max" else None
+            expected = cnnext.pool_backward(dA, cache, mode)
+            np.testing.assert_allclose(torch_cpu.pool_backward(dA, cache, mode, idx),
+                                       expected, **TOL[dtype])
+            # Without indices, the call finds them itself.
+            np.testing.assert_allclose(torch_cpu.pool_backward(dA, cache, mode),
+                                       expected, **TOL[dtype])
+
+
+# --- the rows ---
+
+def test_rows_have_the_output_shapes_of_the_seed_formulas():
+    # The assignment's formulas, written out here: floor((n - f + 2p)/s) + 1.
+    here = {"cnnext": cnnext}
+    for name, (m, H, W, C, f, n_C, s, p) in cases.CONV_CASES.items():
+        row = cases.Row("conv", name, "conv_fwd", "float32", here)
+        assert row.out_shape == (m, (H - f + 2 * p) // s + 1, (W - f + 2 * p) // s + 1, n_C)
+    for name, (m, H, W, C, f, s) in cases.POOL_CASES.items():
+        row = cases.Row("pool", name, "avg_bwd", "float32", here)
+        assert row.out_shape == (m, (H - f) // s + 1, (W - f) // s + 1, C)
+        assert row.args[0].shape == row.out_shape  # the gradient of the output
 
 
 # --- the seed loops' subsample ---
@@ -156,16 +183,16 @@ def test_torch_contenders_agree_with_cnnext(dtype):
 def test_seed_subsample_computes_the_first_rows_only():
     A, W, b, hp = _conv_inputs((3, 6, 5, 2, 3, 4, 1, 1), np.float64)
     Z, cache = cnnext.conv_forward(A, W, b, hp)
-    rows = bench._rows(Z.shape[0], Z.shape[1], 8)      # example 0 and 2 rows of example 1
+    rows = seed.subsample_rows(Z.shape[0], Z.shape[1], 8)      # example 0 and 2 rows of example 1
     assert rows == [(0, h) for h in range(6)] + [(1, 0), (1, 1)]
-    Zs, _ = bench.seed_conv_forward(A, W, b, hp, limit=8)
+    Zs, _ = seed.conv_forward(A, W, b, hp, limit=8)
     sel = tuple(np.array(rows).T)
     np.testing.assert_allclose(Zs[sel], Z[sel], rtol=1e-12, atol=1e-12)
     assert not Zs[1, 2:].any() and not Zs[2].any()
     # The subsampled backward is the backward of dZ zeroed outside those rows.
     dZ = np.random.default_rng(3).standard_normal(Z.shape)
-    for g, e in zip(bench.seed_conv_backward(dZ, cache, limit=8),
-                    cnnext.conv_backward(bench._mask_rows(dZ, rows), cache)):
+    for g, e in zip(seed.conv_backward(dZ, cache, limit=8),
+                    cnnext.conv_backward(cases.mask_rows(dZ, rows), cache)):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
 
 
@@ -186,9 +213,9 @@ def test_bench_command_tiny_run(tmp_path, capsys):
     rows = data["rows"]
     # conv seed: 2 ops x 2 dtypes; pool seed: 4 ops x 2 dtypes.
     assert [(r["kind"], r["op"], r["dtype"]) for r in rows] == (
-        [("conv", op, dt) for op in ("conv_fwd", "conv_bwd") for dt in bench.DTYPES]
+        [("conv", op, dt) for op in ("conv_fwd", "conv_bwd") for dt in cases.DTYPES]
         + [("pool", op, dt) for op in ("max_fwd", "max_bwd", "avg_fwd", "avg_bwd")
-           for dt in bench.DTYPES])
+           for dt in cases.DTYPES])
     have_torch = data["environment"]["torch"] is not None
     for r in rows:
         assert ROW_KEYS <= set(r)
@@ -205,7 +232,7 @@ def test_bench_command_tiny_run(tmp_path, capsys):
         if sub["rows"] == sub["of_rows"]:
             assert r["seed_s_extrapolated"] == pytest.approx(r["median_s"]["seed"])
         for name, err in r["max_rel_err_vs_cnnext"].items():
-            assert err <= bench.TOLERANCE[r["dtype"]], (r["case"], r["op"], name, err)
+            assert err <= report.TOLERANCE[r["dtype"]], (r["case"], r["op"], name, err)
         assert r["leak"]["calls"] >= 3 and r["scratch_mib"] >= 0
         assert ("gflops" in r) == (r["kind"] == "conv")
         assert ("ratio_torch_over_cnnext" in r) == have_torch
@@ -214,7 +241,7 @@ def test_bench_command_tiny_run(tmp_path, capsys):
     # The printed table: a header line with every column, then one line per row.
     lines = printed.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("case "))
-    for col in bench.COLUMNS:
+    for col in report.COLUMNS:
         assert col in lines[head]
     body = lines[head + 2:head + 2 + len(rows)]
     assert [line.split()[0] for line in body] == ["seed"] * len(rows)
@@ -228,11 +255,16 @@ def test_bench_command_markdown_without_torch(capsys):
     printed = capsys.readouterr().out
     assert len(result["rows"]) == 1 and "torch" not in result["rows"][0]["median_s"]
     table = [line for line in printed.splitlines() if line.startswith("|")]
-    assert table[0] == "| " + " | ".join(bench.COLUMNS) + " |"
+    assert table[0] == "| " + " | ".join(report.COLUMNS) + " |"
     assert len(table) == 3
     cells = [c.strip() for c in table[2].strip("|").split("|")]
     assert cells[:3] == ["seed", "conv fwd", "float32"]
-    assert cells[bench.COLUMNS.index("torch ms")] == "-"
+    assert cells[report.COLUMNS.index("torch ms")] == "-"
+
+
+# A run of one row, a fraction of a second.
+TINY = ["--quick", "--repeats", "1", "--cases", "conv:seed", "--ops", "fwd",
+        "--dtype", "float32", "--no-torch"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -240,21 +272,147 @@ def test_bench_command_markdown_without_torch(capsys):
     (["--cases", "conv:overlap"], "unknown case 'conv:overlap'"),
     (["--ops", "conv_sideways"], "unknown op 'conv_sideways'"),
     (["--repeats", "0"], "--repeats must be >= 1"),
+    # Each of these once ran (or crashed after the matmul) instead.
+    (TINY + ["--matmul-n", "-1"], "--matmul-n must be >= 0"),
+    (TINY + ["--ops", ""], "--ops names no op"),
+    (TINY + ["--cases", ","], "--cases names no case"),
+    (TINY + ["--matmul-n", "0", "--ops", "pool"],
+     "--cases conv:seed and --ops pool select no row"),
+    (["--render", "run.json", "--json", "out.json"],
+     "--render runs nothing, so --json would have nothing to write"),
 ])
 def test_bench_command_refuses_bad_options(argv, message, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         bench.main(argv)
-    assert message in capsys.readouterr().err
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert f"cnnext-bench: error: {message}" in captured.err and captured.out == ""
 
 
-def test_bench_render_reprints_a_json_run(tmp_path, capsys):
-    path = tmp_path / "run.json"
-    bench.main(["--quick", "--repeats", "1", "--cases", "pool:seed", "--ops", "max",
-                "--dtype", "float64", "--matmul-n", "32", "--json", str(path)])
-    first = capsys.readouterr().out
-    bench.main(["--render", str(path)])
+def _error_line(capsys):
+    """The one line a failed command printed on stderr (nothing on stdout)."""
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnnext-bench: error: "), captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("where, message", [
+    ("missing directory", "directory {parent} does not exist"),
+    ("a directory", "is a directory; give a file name"),
+])
+def test_bench_command_checks_the_json_path_before_timing(where, message, tmp_path, capsys):
+    path = tmp_path / "no" / "run.json" if where == "missing directory" else tmp_path
+    assert bench.console_main(TINY + ["--matmul-n", "0", "--json", str(path)]) == 1
+    # Nothing ran: a run prints its header first.
+    line = _error_line(capsys)
+    assert line == f"cnnext-bench: error: --json {path}: " + message.format(parent=path.parent)
+
+
+def test_bench_json_check_leaves_no_file_behind_and_an_existing_one_as_it_was(tmp_path):
+    new, kept = tmp_path / "new.json", tmp_path / "kept.json"
+    kept.write_text("old")
+    bench.cli._check_writable(str(new))
+    bench.cli._check_writable(str(kept))
+    assert not new.exists() and kept.read_text() == "old"
+
+
+@pytest.fixture(scope="module")
+def kept_run(tmp_path_factory):
+    """A --json run of two rows, and what it printed."""
+    path = tmp_path_factory.mktemp("kept") / "run.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        bench.main(["--quick", "--repeats", "1", "--cases", "pool:seed", "--ops", "max",
+                    "--dtype", "float64", "--matmul-n", "32", "--json", str(path)])
+    return path, printed.getvalue()
+
+
+def test_bench_render_reprints_a_json_run(kept_run, capsys):
+    path, first = kept_run
+    assert bench.console_main(["--render", str(path)]) == 0
     again = capsys.readouterr().out
     table = [line for line in first.splitlines() if line.startswith(("case ", "seed "))]
     assert len(table) == 3 and table == [line for line in again.splitlines()
                                          if line.startswith(("case ", "seed "))]
     assert "matmul 32x32 @ 32x32 float64" in again
+    # The whole report after the header is the same text.
+    assert first[first.index("\ncase "):].replace(f"wrote {path}\n", "") == \
+        again[again.index("\ncase "):]
+
+
+def test_bench_report_without_load_average(kept_run, tmp_path, capsys):
+    data = json.loads(kept_run[0].read_text())
+    data["environment"]["loadavg_start"] = data["environment"]["loadavg_end"] = None
+    path = tmp_path / "noload.json"
+    path.write_text(json.dumps(data))
+    assert bench.console_main(["--render", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert "load average at start n/a" in printed and "load average at end n/a" in printed
+
+
+def test_bench_load_average_is_none_where_the_os_has_none(monkeypatch):
+    assert len(environment.loadavg()) == 3
+    monkeypatch.delattr(os, "getloadavg")
+    assert environment.loadavg() is None
+
+
+NOT_A_RUN = "not the results of a cnnext-bench --json run"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("cnnext 0.1.0 benchmark\n", "not a JSON file (Expecting value at line 1, column 1)"),
+    (b"\xff\xfe{", "not a JSON file (not UTF-8 text)"),
+    ("[1, 2]", f"{NOT_A_RUN} (a JSON list, not an object)"),
+    ('{"rows": []}', f"{NOT_A_RUN} (no 'environment', 'config', 'matmul_gflops', 'summary')"),
+    (None, f"{NOT_A_RUN} (no 'median_s' where a run has one)"),  # a kept run, cut
+], ids=["text", "binary", "list", "object", "row without a key"])
+def test_bench_render_refuses_a_file_that_is_not_a_run(content, message, kept_run, tmp_path,
+                                                       capsys):
+    if content is None:
+        data = json.loads(kept_run[0].read_text())
+        del data["rows"][1]["median_s"]
+        content = json.dumps(data)
+    path = tmp_path / "bad.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    assert bench.console_main(["--render", str(path)]) == 1
+    assert _error_line(capsys) == f"cnnext-bench: error: --render {path}: {message}"
+
+
+def test_bench_render_refuses_a_missing_file_and_a_directory(tmp_path, capsys):
+    assert bench.console_main(["--render", str(tmp_path / "nosuch.json")]) == 1
+    assert _error_line(capsys) == (f"cnnext-bench: error: --render {tmp_path / 'nosuch.json'}:"
+                                   " no such file")
+    assert bench.console_main(["--render", str(tmp_path)]) == 1
+    assert _error_line(capsys) == (f"cnnext-bench: error: --render {tmp_path}: is a "
+                                   "directory, not the --json file of a run")
+
+
+def _run_module(args, cwd, **env):
+    """``python -m cnnext.bench ARGS`` without the OpenBLAS variables but ``env``."""
+    env = {**{k: v for k, v in os.environ.items() if k not in environment.OPENBLAS_VARS},
+           **env}
+    return subprocess.run([sys.executable, "-m", "cnnext.bench", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def test_python_m_cnnext_bench_error_is_one_line(tmp_path):
+    done = _run_module(["--render", "nosuch.json"], tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == "cnnext-bench: error: --render nosuch.json: no such file\n"
+
+
+def test_python_m_cnnext_bench_reruns_without_the_openblas_variables(tmp_path):
+    # The command runs itself again without them; the header says so.
+    done = _run_module(TINY + ["--matmul-n", "0", "--json", "run.json"], tmp_path,
+                       OPENBLAS_L2_SIZE="1048576")
+    assert done.returncode == 0, done.stderr
+    assert "OpenBLAS: ran without OPENBLAS_L2_SIZE=1048576 (they slow" in done.stdout
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["environment"]["openblas_env_unset_by_bench"] == "OPENBLAS_L2_SIZE=1048576"
+    assert run["environment"]["openblas_env"] == {}
+    assert len(run["rows"]) == 1

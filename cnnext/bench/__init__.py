@@ -1,0 +1,43 @@
+"""Benchmark cnnext's conv and pool kernels against three other implementations.
+
+Run ``cnnext-bench`` or ``python -m cnnext.bench`` (``--help`` lists the
+options; ``--quick`` for a short run, ``--json`` to keep every number,
+``--render run.json --markdown`` to print a kept run as the README's table).
+In one process, for every case of issue 3, forward and backward, float32 and
+float64, it times side by side, alternating the contenders and taking
+medians over repeats:
+
+cnnext
+    the package under test.
+torch
+    PyTorch CPU, when installed (:mod:`~cnnext.bench.torch_cpu`): the NHWC
+    arrays are seen as channels_last tensors; the layout changes are inside
+    the timing. Max pooling's backward gets its argmax indices from a
+    forward call outside the timing, as an autograd user would have them.
+numpy
+    a vectorised numpy version (:mod:`~cnnext.bench.numpy_vectorised`).
+seed
+    a straightforward numpy transcription of the seed's loops
+    (:mod:`~cnnext.bench.seed_loops`), timed on a subsample of (example,
+    output row) pairs, reported per output element and extrapolated to the
+    full case.
+
+It also measures the GFLOP/s of a large matmul of each dtype in the same run,
+the peak traced memory (tracemalloc) of one cnnext call minus the size of its
+outputs ("scratch"), and the growth of traced memory and RSS over repeated
+calls (leak check).
+
+Environment: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, set on some machines
+for old OpenBLAS builds, slow a current numpy's OpenBLAS down. When either is
+set, the command runs itself again without both (say ``--keep-openblas-env``
+to keep them); the header reports it, and which BLAS kernel and thread count
+threadpoolctl finds.
+
+Modules, one job each: :mod:`~cnnext.bench.cases` (the rows),
+:mod:`~cnnext.bench.contenders` (who is timed, and how to add one),
+:mod:`~cnnext.bench.timing`, :mod:`~cnnext.bench.environment`,
+:mod:`~cnnext.bench.report` and :mod:`~cnnext.bench.cli` (the command).
+"""
+from .cli import BenchError, console_main, main
+
+__all__ = ["BenchError", "console_main", "main"]

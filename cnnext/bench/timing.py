@@ -1,0 +1,182 @@
+"""Timing one row: calibrated samples with the contenders alternated, the
+check of each result against cnnext's, cnnext's scratch memory and a leak
+check; and the matmul that the GFLOP/s are compared with."""
+import gc
+import os
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+from .contenders import CONTENDERS
+from .environment import loadavg
+from .seed_loops import subsample_rows
+
+
+def _arrays(result):
+    """The output arrays of a call (a forward's cache is not an output)."""
+    if isinstance(result, np.ndarray):
+        return [result]
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], tuple):
+        return [result[0]]  # (out, cache)
+    return list(result)
+
+
+def max_rel_err(got, ref, sel=None):
+    """max |got - ref| / max |ref| over the output arrays (at ``sel`` if given).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> max_rel_err(np.array([1.0, 2.5]), np.array([1.0, 2.0]))
+    0.25
+    """
+    err, scale = 0.0, 0.0
+    for g, r in zip(_arrays(got), _arrays(ref)):
+        if sel is not None:
+            g, r = g[sel], r[sel]
+        g, r = np.asarray(g, dtype=np.float64), np.asarray(r, dtype=np.float64)
+        if g.shape != r.shape:
+            return float("inf")
+        if r.size:
+            err = max(err, float(np.max(np.abs(g - r))))
+            scale = max(scale, float(np.max(np.abs(r))))
+    return err / max(scale, 1e-30)
+
+
+def _timed(fn, number):
+    """Seconds per call of ``number`` calls, without the garbage collector."""
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - t0) / number
+    finally:
+        if gc_was:
+            gc.enable()
+
+
+def _rss_bytes():
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _call_timed(fn):
+    """(result, seconds) of one call."""
+    t0 = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - t0
+
+
+def run_row(row, cfg):
+    """Time one row (:class:`cnnext.bench.cases.Row`); return its result dict."""
+    gc.collect()
+    names = [n for n in CONTENDERS if n in row.fns and n in cfg.contenders]
+    fns, number, checks = {}, {}, {}
+    # One untimed call each: warm-up, calibration of the calls per sample, and
+    # the result checked against cnnext's.
+    ref, t_first = _call_timed(row.fns["cnnext"])
+    seed_rows = None
+    for name in names:
+        t = t_first
+        if name == "seed":
+            seed = row.fns["seed"]
+            t1 = _call_timed(lambda: seed(limit=1))[1]  # one (example, row) pair
+            lim = max(1, min(row.n_rows, int(cfg.seed_budget / max(t1, 1e-9))))
+            seed_rows = subsample_rows(row.out_shape[0], row.out_shape[1], lim)
+            fns["seed"], number["seed"] = (lambda lim=lim: seed(limit=lim)), 1
+            got = seed(limit=lim)
+            if lim == row.n_rows:
+                checks["seed"] = max_rel_err(got, ref)
+            elif row.op.endswith("fwd"):
+                checks["seed"] = max_rel_err(got, ref, tuple(np.array(seed_rows).T))
+            else:
+                checks["seed"] = max_rel_err(got, row.cnnext_masked_backward(seed_rows))
+            del got
+            continue
+        if name != "cnnext":
+            got, t = _call_timed(row.fns[name])
+            checks[name] = max_rel_err(got, ref)
+            del got
+        fns[name] = row.fns[name]
+        number[name] = max(1, min(100000, int(cfg.sample_time / max(t, 1e-9))))
+    del ref
+    samples = {n: [] for n in fns}
+    order = list(fns)
+    for r in range(cfg.repeats):
+        k = r % len(order)
+        for name in order[k:] + order[:k]:
+            samples[name].append(_timed(fns[name], number[name]))
+    load = loadavg()
+    res = {"kind": row.kind, "case": row.case, "op": row.op, "dtype": row.dtype,
+           "shape": row.shape_text, "out_shape": list(row.out_shape),
+           "flops": row.flops, "repeats": cfg.repeats, "calls_per_sample": number,
+           "samples_s": samples, "max_rel_err_vs_cnnext": checks,
+           "loadavg_1min": None if load is None else load[0]}
+    med = {n: statistics.median(v) for n, v in samples.items()}
+    res["median_s"] = med
+    res["min_s"] = {n: min(v) for n, v in samples.items()}
+    if "seed" in med:
+        n_sub = len(seed_rows) * row.per_row
+        res["seed_subsample"] = {"rows": len(seed_rows), "of_rows": row.n_rows,
+                                 "out_elements": n_sub, "of_out_elements": row.n_out}
+        res["seed_s_per_out_element"] = med["seed"] / n_sub
+        res["seed_s_extrapolated"] = med["seed"] / n_sub * row.n_out
+    c = med["cnnext"]
+    if "torch" in med:
+        res["ratio_torch_over_cnnext"] = med["torch"] / c
+    if "seed" in med:
+        res["ratio_seed_over_cnnext"] = res["seed_s_extrapolated"] / c
+    if row.flops:
+        res["gflops"] = {n: row.flops / med[n] / 1e9 for n in med if n != "seed"}
+    res.update(_memory(row, cfg, c))
+    return res
+
+
+def _memory(row, cfg, t_call):
+    """Scratch (peak traced minus outputs) of one cnnext call; leak check."""
+    fn = row.fns["cnnext"]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1] - base
+        out_bytes = sum(a.nbytes for a in _arrays(out))
+        del out
+        n = int(max(cfg.leak_min, min(cfg.leak_max, cfg.leak_time / max(t_call, 1e-9))))
+        fn()
+        gc.collect()
+        traced0, rss0 = tracemalloc.get_traced_memory()[0], _rss_bytes()
+        for _ in range(n):
+            fn()
+        gc.collect()
+        traced1, rss1 = tracemalloc.get_traced_memory()[0], _rss_bytes()
+    finally:
+        tracemalloc.stop()
+    traced = traced1 - traced0
+    rss = None if rss0 is None else rss1 - rss0
+    return {"scratch_mib": max(0, peak - out_bytes) / 2**20,
+            "output_mib": out_bytes / 2**20,
+            "leak": {"calls": n, "traced_growth_bytes": traced, "rss_growth_bytes": rss,
+                     "suspect": bool(traced > 64 * 1024
+                                     or (rss is not None and rss > 64 * 2**20))}}
+
+
+def matmul_gflops(dtype, n, repeats):
+    """GFLOP/s of numpy's ``n x n @ n x n`` matmul (median of ``repeats``)."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    c = np.empty((n, n), dtype=dtype)
+    np.matmul(a, b, out=c)
+    t = statistics.median(_timed(lambda: np.matmul(a, b, out=c), 1)
+                          for _ in range(max(1, repeats)))
+    return 2.0 * n ** 3 / t / 1e9
