@@ -22,7 +22,7 @@ import numpy as np
 import cnnext
 from cnnext._geometry import conv_output_shape, pool_output_shape
 
-from ._checks import check_dtype, check_int
+from ._checks import check_dtype, check_int, describe_batch
 from ._weights import check_init, init_weights
 
 __all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "Flatten", "Dense"]
@@ -120,7 +120,7 @@ class Layer:
         if X.shape[1:] != self.input_shape:
             raise ValueError(f"{type(self).__name__} expects inputs of shape "
                              f"(m, {', '.join(map(str, self.input_shape))}); "
-                             f"got {X.shape}")
+                             f"{describe_batch(X.shape, self.input_shape)}")
         return X
 
     def forward(self, X):

@@ -14,7 +14,7 @@ Dense(n_out=3, init='glorot')            -> (3,)  params=15
 import numpy as np
 
 from . import serialization
-from ._checks import check_dtype
+from ._checks import check_dtype, describe_batch
 from .layers import Layer
 from .losses import SoftmaxCrossEntropy
 
@@ -114,13 +114,15 @@ class Sequential:
 
     def _as_input(self, X):
         X = np.asarray(X, dtype=self.dtype)
+        # Checked first, so a single example gets the hint to add the batch
+        # axis rather than the generic "must be a batch" below.
+        if self.built and X.shape[1:] != self.input_shape:
+            raise ValueError(f"the model expects examples of shape {self.input_shape}; "
+                             f"{describe_batch(X.shape, self.input_shape)}")
         if X.ndim < 2:
             raise ValueError(f"X must be a batch of shape (m, ...); got {X.shape}")
         if not self.built:
             self.build(X.shape[1:])
-        if X.shape[1:] != self.input_shape:
-            raise ValueError(f"the model expects examples of shape {self.input_shape}; "
-                             f"got a batch of shape {X.shape}")
         return X
 
     def forward(self, X):
