@@ -341,6 +341,25 @@ def test_training_learns_a_separable_problem():
     assert acc == 1.0
 
 
+def test_train_step_returns_loss_and_accuracy_like_evaluate():
+    model = small_model(dtype="float64", seed=4)
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((30, 6, 6, 2)), rng.integers(0, 3, size=30)
+    # Before the update: the batch's mean cross-entropy and fraction right,
+    # computed here from the logits.
+    logits = model.forward(X)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected_loss = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(30), y])
+    expected_accuracy = np.mean(logits.argmax(axis=1) == y)
+    assert 0 < expected_accuracy < 1  # a count and a fraction differ here
+    assert model.evaluate(X, y) == pytest.approx((expected_loss, expected_accuracy))
+
+    loss, accuracy = model.train_step(X, y, nn.SGD(0.01))
+    assert type(loss) is float and type(accuracy) is float
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert accuracy == pytest.approx(expected_accuracy, rel=1e-15)
+
+
 # ---- optimizers -------------------------------------------------------------
 
 class _OneParam:

@@ -62,7 +62,9 @@ class Sequential:
     ...                       dtype="float64")
     >>> opt = nn.Adam(lr=0.1)
     >>> X, y = np.ones((4, 2, 2, 1)), np.array([0, 1, 2, 1])
-    >>> loss, correct = model.train_step(X, y, opt)
+    >>> loss, accuracy = model.train_step(X, y, opt)
+    >>> 0 <= accuracy <= 1
+    True
     >>> model.predict(X).shape
     (4,)
     """
@@ -180,14 +182,17 @@ class Sequential:
         -------
         loss : float
             Mean cross-entropy on the batch before the update.
-        n_correct : int
-            How many examples of the batch were classified right.
+        accuracy : float
+            Fraction of the batch classified right before the update, in
+            [0, 1], as :meth:`evaluate` returns it (multiply by ``len(y)``
+            for a count).
         """
         logits = self.forward(X)
         loss = self.loss.forward(logits, y)
         self.backward(self.loss.backward())
         optimizer.step(self)
-        return float(loss), int((logits.argmax(axis=1) == y).sum())
+        n_correct = int((logits.argmax(axis=1) == y).sum())
+        return float(loss), n_correct / max(logits.shape[0], 1)
 
     def predict_proba(self, X, batch_size=256):
         """Softmax class probabilities of each example, by batches.
