@@ -4,7 +4,7 @@ import numpy as np
 __all__ = ["SoftmaxCrossEntropy"]
 
 
-def check_labels(y, m, n_classes):
+def _check_labels(y, m, n_classes):
     """``y`` as an integer array of shape (m,) with values in 0..n_classes-1."""
     y = np.asarray(y)
     if y.shape != (m,):
@@ -65,7 +65,7 @@ class SoftmaxCrossEntropy:
         if logits.ndim != 2:
             raise ValueError(f"logits must have shape (m, n_classes); got {logits.shape}")
         m, n = logits.shape
-        y = check_labels(y, m, n)
+        y = _check_labels(y, m, n)
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.cache = (log_probs, y)

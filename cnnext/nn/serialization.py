@@ -17,11 +17,13 @@ Examples
 >>> import numpy as np
 >>> from cnnext import nn
 >>> model = nn.Sequential([nn.Flatten(), nn.Dense(2)], input_shape=(2, 2, 1))
->>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
->>> nn.serialization.save(model, path)
->>> sorted(np.load(path).files)
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     path = os.path.join(tmp, "model.npz")
+...     nn.serialization.save(model, path)
+...     with np.load(path) as data:
+...         print(sorted(data.files))
+...     print(nn.load(path))
 ['config', 'param:1.Dense.W', 'param:1.Dense.b']
->>> nn.load(path)
 Sequential([Flatten(), Dense(n_out=2, init='glorot')])
 """
 import json
@@ -36,7 +38,7 @@ __all__ = ["FORMAT", "save", "load", "load_weights"]
 FORMAT = "cnnext.nn/1"
 
 #: The layer classes a model file may name, by class name.
-LAYER_CLASSES = {cls.__name__: cls for cls in
+_LAYER_CLASSES = {cls.__name__: cls for cls in
                  (Conv2D, ReLU, MaxPool2D, AvgPool2D, Flatten, Dense)}
 
 
@@ -114,10 +116,11 @@ def load(path, dtype=None):
     >>> import os, tempfile
     >>> from cnnext import nn
     >>> model = nn.Sequential([nn.Flatten(), nn.Dense(2)], input_shape=(2, 2, 1))
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> model.save(path)
-    >>> nn.load(path, dtype="float64").dtype
-    dtype('float64')
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "model.npz")
+    ...     model.save(path)
+    ...     print(nn.load(path, dtype="float64").dtype)
+    float64
     """
     from .model import Sequential  # model.py imports this module
 
@@ -133,7 +136,7 @@ def load(path, dtype=None):
                          f"{config.get('format') if isinstance(config, dict) else None!r})")
     layers = []
     for spec in config["layers"]:
-        cls = LAYER_CLASSES.get(spec.get("class"))
+        cls = _LAYER_CLASSES.get(spec.get("class"))
         if cls is None:
             raise ValueError(f"{path}: unknown layer class {spec.get('class')!r}")
         layers.append(cls(**spec.get("config", {})))
