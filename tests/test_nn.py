@@ -238,6 +238,83 @@ def test_sequential_build_errors_name_the_problem():
         nn.Conv2D(1, 1).forward(np.zeros((1, 2, 2, 1)))
 
 
+def _image_model():
+    return nn.Sequential([nn.Conv2D(2, 3, pad=1), nn.ReLU(), nn.MaxPool2D(2),
+                          nn.Flatten(), nn.Dense(3)], input_shape=(6, 4, 2),
+                         dtype="float64")
+
+
+_ENTRY_POINTS = {
+    "forward": lambda model, X: model.forward(X),
+    "predict": lambda model, X: model.predict(X),
+    "predict_proba": lambda model, X: model.predict_proba(X),
+    "evaluate": lambda model, X: model.evaluate(X, np.zeros(len(X), dtype=int)),
+}
+
+
+@pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
+def test_a_single_example_gets_told_to_add_the_batch_axis(entry):
+    model = _image_model()
+    image = np.random.default_rng(0).standard_normal((6, 4, 2))
+    with pytest.raises(ValueError) as info:
+        _ENTRY_POINTS[entry](model, image)
+    message = str(info.value)
+    assert "the model expects examples of shape (6, 4, 2)" in message
+    assert "batch axis is missing" in message
+    assert "X[None]" in message and "X.reshape(1, 6, 4, 2)" in message
+    # Both suggested fixes work and give a batch of one.
+    assert image[None].shape == image.reshape(1, 6, 4, 2).shape == (1, 6, 4, 2)
+    assert model.predict(image[None]).shape == (1,)
+
+
+def test_a_single_example_to_a_layer_gets_the_same_hint():
+    conv = nn.Conv2D(2, 3).build((5, 5, 1), rng=0)
+    with pytest.raises(ValueError, match=r"Conv2D expects inputs of shape \(m, 5, 5, 1\); "
+                                         r"got a single example .* X\[None\]"):
+        conv.forward(np.zeros((5, 5, 1)))
+    dense = nn.Dense(2).build((4,), rng=0)
+    with pytest.raises(ValueError, match=r"batch axis is missing.*X.reshape\(1, 4\)"):
+        dense.forward(np.zeros(4))
+
+
+@pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
+def test_a_channels_first_batch_gets_the_transpose_to_nhwc(entry):
+    model = _image_model()
+    X = np.random.default_rng(1).standard_normal((5, 6, 4, 2))  # NHWC
+    X_nchw = np.ascontiguousarray(np.moveaxis(X, 3, 1))        # (5, 2, 6, 4), as PyTorch keeps it
+    with pytest.raises(ValueError) as info:
+        _ENTRY_POINTS[entry](model, X_nchw)
+    message = str(info.value)
+    assert "the model expects examples of shape (6, 4, 2)" in message
+    assert "NCHW" in message and "NHWC" in message
+    assert "X.transpose(0, 2, 3, 1)" in message
+    # The suggested transpose restores the NHWC batch exactly.
+    np.testing.assert_array_equal(X_nchw.transpose(0, 2, 3, 1), X)
+    np.testing.assert_array_equal(model.predict(X_nchw.transpose(0, 2, 3, 1)), model.predict(X))
+
+
+def test_a_single_channels_first_image_gets_its_transpose():
+    model = _image_model()
+    image = np.random.default_rng(2).standard_normal((6, 4, 2))
+    chw = np.moveaxis(image, 2, 0)
+    with pytest.raises(ValueError, match=r"channels-first \(CHW\).*X.transpose\(1, 2, 0\)\[None\]"):
+        model.predict(chw)
+    np.testing.assert_array_equal(chw.transpose(1, 2, 0)[None], image[None])
+
+
+@pytest.mark.parametrize("shape", [(5, 2, 4, 6), (5, 4, 6, 2), (5, 6, 2, 4), (5, 6, 4, 3),
+                                   (5, 1, 6, 4, 2), (5, 24, 2)])
+def test_the_layout_hints_only_when_the_shape_really_is_a_mistake(shape):
+    # Other permutations and other shapes are plain mismatches: no hint that
+    # would not fit.
+    model = _image_model()
+    with pytest.raises(ValueError) as info:
+        model.predict(np.zeros(shape))
+    message = str(info.value)
+    assert f"expects examples of shape (6, 4, 2); got a batch of shape {shape}" in message
+    assert "transpose" not in message and "batch axis" not in message
+
+
 def test_predict_proba_and_predict():
     model = small_model()
     X = np.random.default_rng(0).standard_normal((300, 6, 6, 2))
@@ -262,6 +339,25 @@ def test_training_learns_a_separable_problem():
     last, acc = model.evaluate(X, y)
     assert last < first / 5
     assert acc == 1.0
+
+
+def test_train_step_returns_loss_and_accuracy_like_evaluate():
+    model = small_model(dtype="float64", seed=4)
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((30, 6, 6, 2)), rng.integers(0, 3, size=30)
+    # Before the update: the batch's mean cross-entropy and fraction right,
+    # computed here from the logits.
+    logits = model.forward(X)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected_loss = np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[np.arange(30), y])
+    expected_accuracy = np.mean(logits.argmax(axis=1) == y)
+    assert 0 < expected_accuracy < 1  # a count and a fraction differ here
+    assert model.evaluate(X, y) == pytest.approx((expected_loss, expected_accuracy))
+
+    loss, accuracy = model.train_step(X, y, nn.SGD(0.01))
+    assert type(loss) is float and type(accuracy) is float
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert accuracy == pytest.approx(expected_accuracy, rel=1e-15)
 
 
 # ---- optimizers -------------------------------------------------------------

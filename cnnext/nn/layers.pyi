@@ -1,0 +1,80 @@
+"""Type stubs for cnnext.nn.layers (see layers.py for the docs).
+
+Parameters, gradients and outputs are float32 or float64 as the layer was
+built; the stubs type them ``NDArray[np.floating[Any]]``.
+"""
+from collections.abc import Iterable
+from typing import Any, ClassVar, Literal, SupportsIndex
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from typing_extensions import Self, TypeAlias
+
+__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "Flatten", "Dense"]
+
+#: The dtypes a layer or model computes in.
+_FloatDType: TypeAlias = (
+    Literal["float32", "float64"]
+    | type[np.float32]
+    | type[np.float64]
+    | np.dtype[np.float32]
+    | np.dtype[np.float64]
+)
+#: What numpy.random.default_rng accepts, as the layers use it.
+_Seed: TypeAlias = int | np.random.Generator | None
+#: The shape of one example, without the batch axis.
+_Shape: TypeAlias = Iterable[SupportsIndex]
+_Init: TypeAlias = Literal["he", "glorot"]
+_FloatArray: TypeAlias = NDArray[np.floating[Any]]
+
+class Layer:
+    params: dict[str, _FloatArray]
+    grads: dict[str, _FloatArray]
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+    dtype: np.dtype[np.floating[Any]] | None
+    cache: Any
+    def __init__(self) -> None: ...
+    @property
+    def built(self) -> bool: ...
+    def build(
+        self, input_shape: _Shape, rng: _Seed = None, dtype: _FloatDType = "float32"
+    ) -> Self: ...
+    def _build(
+        self, input_shape: tuple[int, ...], rng: np.random.Generator
+    ) -> tuple[int, ...]: ...
+    def _check_input(self, X: ArrayLike) -> _FloatArray: ...
+    def forward(self, X: ArrayLike) -> _FloatArray: ...
+    def backward(self, dout: ArrayLike) -> _FloatArray: ...
+    def get_config(self) -> dict[str, Any]: ...
+
+class Conv2D(Layer):
+    n_C: int
+    f: int
+    stride: int
+    pad: int
+    init: _Init
+    hparameters: dict[str, int]
+    def __init__(
+        self, n_C: int, f: int, stride: int = 1, pad: int = 0, init: _Init = "he"
+    ) -> None: ...
+    def backward(self, dZ: ArrayLike) -> _FloatArray: ...
+
+class ReLU(Layer): ...
+
+class _Pool2D(Layer):
+    mode: ClassVar[Literal["", "max", "average"]]
+    f: int
+    stride: int
+    hparameters: dict[str, int]
+    def __init__(self, f: int, stride: int | None = None) -> None: ...
+    def backward(self, dA: ArrayLike) -> _FloatArray: ...
+
+class MaxPool2D(_Pool2D): ...
+class AvgPool2D(_Pool2D): ...
+class Flatten(Layer): ...
+
+class Dense(Layer):
+    n_out: int
+    init: _Init
+    def __init__(self, n_out: int, init: _Init = "glorot") -> None: ...
