@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from cnnext import _cli, nn
+from cnnext import cli, nn
+from cnnext.cli import commands, data, models, progress
 
 
 def make_images(rng, m, shape=(8, 8, 1), n_classes=3):
@@ -47,7 +48,7 @@ def h5_pair(tmp_path):
 
 
 def run(capsys, *argv):
-    status = _cli.main([str(a) for a in argv])
+    status = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -118,9 +119,9 @@ def test_train_h5_signs_files_then_predict(capsys, tmp_path, h5_pair):
 def test_uint8_images_are_scaled_to_unit_range(tmp_path):
     X = np.array([0, 51, 255], dtype=np.uint8).reshape(3, 1, 1, 1)
     np.savez(tmp_path / "d.npz", X=X, y=np.array([0, 1, 0]))
-    data = _cli._load_file(str(tmp_path / "d.npz"), [])
-    np.testing.assert_allclose(data.X.ravel(), [0, 0.2, 1], rtol=1e-7)
-    assert data.X.dtype == np.float32
+    images = data.load_file(str(tmp_path / "d.npz"), [])
+    np.testing.assert_allclose(images.X.ravel(), [0, 0.2, 1], rtol=1e-7)
+    assert images.X.dtype == np.float32
 
 
 def test_grayscale_npz_without_channel_axis_and_predict_without_labels(capsys, tmp_path):
@@ -155,7 +156,7 @@ def test_default_digits_run_one_epoch(capsys, tmp_path):
 def test_same_seed_same_model(capsys, tmp_path, npz):
     for name in ("a", "b", "c"):
         seed = 1 if name != "c" else 2
-        assert _cli.main(["train", "--data", str(npz), "--epochs", "2", "--seed", str(seed),
+        assert cli.main(["train", "--data", str(npz), "--epochs", "2", "--seed", str(seed),
                           "--save", str(tmp_path / f"{name}.npz")]) == 0
     capsys.readouterr()
     a, b, c = (dict(np.load(tmp_path / f"{n}.npz")) for n in "abc")
@@ -165,17 +166,17 @@ def test_same_seed_same_model(capsys, tmp_path, npz):
 
 def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch, npz):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    for var in _cli._THREAD_VARS:
+    for var in cli._THREAD_VARS:
         monkeypatch.delenv(var, raising=False)
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     seen = []
-    real_fit = _cli.course_model
+    real_fit = commands.course_model
 
     def spy(*args, **kwargs):  # runs while the limits are active
         seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info()
                     if p["user_api"] == "blas")
         return real_fit(*args, **kwargs)
-    monkeypatch.setattr(_cli, "course_model", spy)
+    monkeypatch.setattr(commands, "course_model", spy)
     status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1)
     assert status == 0, err
     assert out.rstrip().endswith("threads default (BLAS 1)")
@@ -203,13 +204,13 @@ def test_threads_option_sets_and_restores_cnnext_kernel_threads(capsys, monkeypa
 
 
 def test_course_model_adapts_filter_sizes():
-    small = _cli.course_model((8, 8, 1), 10)
+    small = models.course_model((8, 8, 1), 10)
     assert [l.output_shape for l in small.layers[:6]] == [
         (8, 8, 16), (8, 8, 16), (4, 4, 16), (4, 4, 32), (4, 4, 32), (2, 2, 32)]
-    signs = _cli.course_model((64, 64, 3), 6)   # the course's pools: 8 then 4
+    signs = models.course_model((64, 64, 3), 6)   # the course's pools: 8 then 4
     assert (signs.layers[0].f, signs.layers[2].f, signs.layers[5].f) == (5, 8, 4)
     assert signs.layers[5].output_shape == (2, 2, 32)
-    tiny = _cli.course_model((2, 2, 1), 2)
+    tiny = models.course_model((2, 2, 1), 2)
     assert tiny.output_shape == (2,)
 
 
@@ -219,7 +220,7 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
             return True
 
     stream = Tty()
-    bar = _cli.Progress(n_epochs=3, total=100, stream=stream)
+    bar = progress.Progress(n_epochs=3, total=100, stream=stream)
     bar.start(2)
     bar.update(50, 1.0, 25)
     bar.update(50, 0.5, 40)
@@ -371,7 +372,7 @@ def test_missing_optional_dependency(capsys, monkeypatch, tmp_path, module, argv
 def test_unexpected_errors_are_one_line_too(capsys, monkeypatch, npz):
     def broken(*args, **kwargs):
         raise RuntimeError("kernel exploded")
-    monkeypatch.setattr(_cli, "course_model", broken)
+    monkeypatch.setattr(commands, "course_model", broken)
     status, _, err = run(capsys, "train", "--data", npz)
     assert_one_line_error(status, err, r"unexpected RuntimeError: kernel exploded \(set "
                                        r"CNNEXT_DEBUG=1 for the traceback\)")
