@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cnnext import cli, nn
+from cnnext._threads import THREAD_VARS
 from cnnext.cli import commands, data, models, progress
 
 
@@ -166,7 +167,7 @@ def test_same_seed_same_model(capsys, tmp_path, npz):
 
 def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch, npz):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    for var in cli._THREAD_VARS:
+    for var in THREAD_VARS:
         monkeypatch.delenv(var, raising=False)
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     seen = []
@@ -187,20 +188,60 @@ def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch,
     assert out.rstrip().endswith("threads default")
 
 
-def test_threads_option_sets_and_restores_cnnext_kernel_threads(capsys, monkeypatch, npz):
+def test_threads_option_limits_kernels_blas_and_openmp_then_restores(capsys, monkeypatch, npz):
     import cnnext
-    state = {"n": 7}
-    calls = []
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = {}
+    real_model = commands.course_model
 
-    def set_num_threads(n):
-        calls.append(n)
-        state["n"] = n
-    monkeypatch.setattr(cnnext, "set_num_threads", set_num_threads, raising=False)
-    monkeypatch.setattr(cnnext, "get_num_threads", lambda: state["n"], raising=False)
-    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 3)
+    def spy(*args, **kwargs):  # runs while the limits are active
+        seen["kernels"] = cnnext.get_num_threads()
+        seen["pools"] = {p["num_threads"] for p in threadpoolctl.threadpool_info()}
+        return real_model(*args, **kwargs)
+    monkeypatch.setattr(commands, "course_model", spy)
+    with threadpoolctl.threadpool_limits(2), cnnext.threads(5):
+        status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 3)
+        after = {p["num_threads"] for p in threadpoolctl.threadpool_info()}
+        assert (cnnext.get_num_threads(), after) == (5, {2})
     assert status == 0, err
-    assert calls == [3, 7]
+    assert seen == {"kernels": 3, "pools": {3}}
     assert out.rstrip().endswith("threads 3")
+
+
+def test_threads_option_without_threadpoolctl_in_process_warns(capsys, monkeypatch, npz):
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # makes the import fail
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 1)
+    assert status == 0
+    assert err == ("cnnext: warning: --threads 1 limits BLAS only with threadpoolctl when "
+                   "cnnext is run in-process; set OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "
+                   "before starting Python instead\n")
+    assert out.rstrip().endswith("threads 1")
+
+
+def test_threads_option_without_threadpoolctl_reexecutes_python_dash_m(tmp_path, npz):
+    """python -m cnnext sets the thread variables by running Python again."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    # An import of threadpoolctl fails, and every interpreter start logs what
+    # its environment says, in both processes.
+    (hide / "threadpoolctl.py").write_text("raise ImportError('hidden by the test')\n")
+    (hide / "sitecustomize.py").write_text(
+        "import os\n"
+        "with open(os.environ['CNNEXT_TEST_LOG'], 'a') as fh:\n"
+        "    fh.write(' '.join(os.environ.get(v, '-') for v in %r) + '\\n')\n"
+        % (THREAD_VARS,))
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env.update(PYTHONPATH=str(hide), CNNEXT_TEST_LOG=str(tmp_path / "log"))
+    done = subprocess.run([sys.executable, "-m", "cnnext", "train", "--data", str(npz),
+                           "--epochs", "1", "--threads", "2"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert re.search(r"^test accuracy .* \| threads 2$", done.stdout, re.M)
+    starts = (tmp_path / "log").read_text().splitlines()
+    assert starts == [" ".join(["-"] * len(THREAD_VARS)), " ".join(["2"] * len(THREAD_VARS))]
 
 
 def test_course_model_adapts_filter_sizes():

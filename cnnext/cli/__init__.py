@@ -34,6 +34,7 @@ import os
 import sys
 import time
 
+from .._threads import THREAD_VARS, Limits, limit_all_threads, reexec, thread_env_is
 from .._version import __version__
 from . import commands
 from .data import TEST_FRACTION
@@ -53,90 +54,41 @@ class _Parser(argparse.ArgumentParser):
 # Threads
 # --------------------------------------------------------------------------
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+def _thread_limits(n, argv, allow_reexec):
+    """The thread limits of one command: ``--threads n``, or None for the default.
 
+    ``--threads n`` limits cnnext's kernels, BLAS and OpenMP to n threads.
+    BLAS and OpenMP read their size from the environment when they load,
+    which happened when numpy was imported: without threadpoolctl to resize
+    them, ``python -m cnnext`` (``allow_reexec``) runs again with
+    :data:`THREAD_VARS` set to n, and an in-process caller gets a warning.
 
-class _Limits:
-    """Thread limits set for one command; :meth:`restore` undoes them, so that
-    in-process callers of :func:`main` get their thread pools back."""
-
-    def __init__(self):
-        self._undo = []
-
-    def add(self, undo):
-        self._undo.append(undo)
-
-    def __bool__(self):
-        return bool(self._undo)
-
-    def restore(self):
-        while self._undo:
-            self._undo.pop()()
-
-
-def _limit_threads(n, argv, allow_reexec):
-    """Limit BLAS, OpenMP and cnnext's own kernels to n threads.
-
-    With threadpoolctl installed, limit the thread pools already loaded
-    (numpy's BLAS, any OpenMP runtime). Without it, those pools read their
-    size from the environment when they load, which happened when numpy
-    was imported: when run as ``python -m cnnext``, re-execute the process
-    with the variables set; otherwise warn. cnnext's own kernel threads are
-    set with ``cnnext.set_num_threads`` when the build has it.
+    By default BLAS runs single-threaded, when threadpoolctl is installed and
+    no ``*_NUM_THREADS`` variable chooses a count. cnnext's GEMMs on small
+    images are tiny (e.g. 2048 x 9 x 16 for the digits); multi-threaded BLAS
+    spends more time synchronising than computing, and on a busy machine its
+    spinning threads make a training step many times slower. cnnext's own
+    kernels and OpenMP keep their defaults.
 
     Returns
     -------
-    limits : _Limits
+    limits : cnnext._threads.Limits
+        ``limits.restore()`` undoes them, so that in-process callers of
+        :func:`main` get their thread pools back; empty (false) when the
+        default run limited nothing.
     """
-    import cnnext
-    limits = _Limits()
-    try:
-        import threadpoolctl
-    except ImportError:
-        if not all(os.environ.get(v) == str(n) for v in _THREAD_VARS):
-            if allow_reexec:
-                env = dict(os.environ, **{v: str(n) for v in _THREAD_VARS})
-                sys.stdout.flush()
-                os.execve(sys.executable, [sys.executable, "-m", "cnnext", *argv], env)
-            print(f"cnnext: warning: --threads {n} limits BLAS only with "
-                  f"threadpoolctl when cnnext is run in-process; set "
-                  f"OMP_NUM_THREADS={n} OPENBLAS_NUM_THREADS={n} before starting "
-                  f"Python instead", file=sys.stderr)
-    else:
-        limits.add(threadpoolctl.threadpool_limits(limits=n).restore_original_limits)
-    set_num_threads = getattr(cnnext, "set_num_threads", None)
-    if set_num_threads is not None:
-        old = cnnext.get_num_threads()
-        set_num_threads(n)
-        limits.add(lambda: set_num_threads(old))
-    return limits
-
-
-def _default_blas_limit():
-    """Without --threads: run BLAS single-threaded, if threadpoolctl is installed
-    and the environment does not already choose a thread count.
-
-    cnnext's GEMMs on small images are tiny (e.g. 2048 x 9 x 16 for the
-    digits); multi-threaded BLAS spends more time synchronising than
-    computing, and on a busy machine its spinning threads make a training
-    step many times slower. Other thread pools (cnnext's own kernels,
-    OpenMP) keep their defaults.
-
-    Returns
-    -------
-    limits : _Limits
-        Empty when nothing was limited.
-    """
-    limits = _Limits()
-    if any(v in os.environ for v in _THREAD_VARS):
-        return limits
-    try:
-        import threadpoolctl
-    except ImportError:
-        return limits
-    limits.add(threadpoolctl.threadpool_limits(
-        limits=1, user_api="blas").restore_original_limits)
+    if n is None:
+        if any(v in os.environ for v in THREAD_VARS):
+            return Limits()
+        return limit_all_threads(1, blas_only=True)
+    limits = limit_all_threads(n)
+    if not limits.pools_limited and not thread_env_is(n):
+        if allow_reexec:
+            reexec("cnnext", argv, set_env={v: str(n) for v in THREAD_VARS})
+        print(f"cnnext: warning: --threads {n} limits BLAS only with "
+              f"threadpoolctl when cnnext is run in-process; set "
+              f"OMP_NUM_THREADS={n} OPENBLAS_NUM_THREADS={n} before starting "
+              f"Python instead", file=sys.stderr)
     return limits
 
 
@@ -255,10 +207,7 @@ def main(argv=None, allow_reexec=False):
         except SystemExit as exc:  # --help, --version, bad options
             return exc.code if isinstance(exc.code, int) else 2
         args.t_start = t_start
-        if args.threads is not None:
-            limits = _limit_threads(args.threads, argv, allow_reexec)
-        else:
-            limits = _default_blas_limit()
+        limits = _thread_limits(args.threads, argv, allow_reexec)
         args.default_threads = "default (BLAS 1)" if limits else "default"
         return args.run(args)
     except CLIError as exc:
