@@ -436,3 +436,24 @@ def test_python_dash_m_cnnext_in_a_subprocess(tmp_path, npz):
     usage = cli("train", "--batch-size", "x")
     assert usage.returncode == 2
     assert usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
+
+
+@pytest.mark.parametrize("contract", ["fraction", "count"])
+def test_training_accuracy_counts_the_batches_right_answers(capsys, monkeypatch, npz, contract):
+    """The epoch's training accuracy is the share of images classified right,
+    whether train_step gives a batch's accuracy as a fraction or as a count."""
+    counted = {"right": 0, "seen": 0}
+    real_step = nn.Sequential.train_step
+
+    def step(self, X, y, optimizer):
+        right = int((self.predict(X) == y).sum())  # before the update, as train_step
+        counted["right"] += right
+        counted["seen"] += len(y)
+        loss, _ = real_step(self, X, y, optimizer)
+        return loss, (right / len(y) if contract == "fraction" else right)
+    monkeypatch.setattr(nn.Sequential, "train_step", step)
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--batch-size", 7)
+    assert status == 0, err
+    assert counted["seen"] == 48
+    shown = re.search(r"48/48  loss \d+\.\d{4}  acc +(\d+\.\d\d)%", out).group(1)
+    assert shown == f"{100 * counted['right'] / 48:.2f}"

@@ -1,4 +1,5 @@
 """The two commands: ``cnnext train`` and ``cnnext predict``."""
+import numbers
 import os
 import time
 
@@ -51,6 +52,18 @@ def _cosine_lr(lr, epoch, n_epochs):
     return lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * t)))
 
 
+def _n_correct(accuracy, n):
+    """How many of the ``n`` images of a batch ``Sequential.train_step`` got right.
+
+    train_step returns the batch's accuracy as a fraction in [0, 1]; an
+    integer is the count the nn of cnnext 0.1 returned (kept until both
+    branches have merged).
+    """
+    if isinstance(accuracy, numbers.Integral):
+        return int(accuracy)
+    return int(round(accuracy * n))
+
+
 def train(args):
     """``cnnext train``: train the course's ConvNet; returns the exit status 0."""
     t_start = args.t_start
@@ -87,7 +100,8 @@ def train(args):
         order = rng.permutation(len(train_data))
         for i in range(0, len(order), args.batch_size):
             batch = order[i:i + args.batch_size]
-            loss, correct = model.train_step(X[batch], train_data.y[batch], optimizer)
+            loss, accuracy = model.train_step(X[batch], train_data.y[batch], optimizer)
+            correct = _n_correct(accuracy, len(batch))
             if not np.isfinite(loss):
                 raise CLIError(f"training diverged at epoch {epoch} (loss {loss}); "
                                f"try a smaller --lr (now {lr:g})")
