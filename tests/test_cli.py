@@ -286,7 +286,7 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
     (dict(X=np.full((4, 8, 8, 1), np.nan), y=np.array([0, 1, 0, 1])), r"NaN or infinite"),
     (dict(X=np.zeros((4, 8, 8, 1)), y=np.zeros(4, int)), r"at least 2 classes"),
     (dict(X=np.zeros((4, 8, 8, 1)), y=np.array([0, 1, 2, 5]), classes=np.array(["a", "b", "c"])),
-     r"training labels out of range: found label 5 but there are 3 classes"),
+     r"training labels out of range: found label 5 but there are 3 classes \(named in the data\)"),
     (dict(X=np.array(["a"] * 4).reshape(4, 1, 1, 1), y=np.zeros(4, int)), r"images must be numbers"),
 ])
 def test_bad_npz_contents(capsys, tmp_path, content, pattern):
@@ -294,6 +294,65 @@ def test_bad_npz_contents(capsys, tmp_path, content, pattern):
     np.savez(path, **content)
     status, out, err = run(capsys, "train", "--data", path, "--epochs", 1)
     assert_one_line_error(status, err, r"^cnnext: error: .*bad\.npz.*" + pattern)
+
+
+@pytest.mark.parametrize("labels,found,missing", [
+    (np.arange(1, 16), r"1\.\.15 \(15 distinct\)", r"0"),              # counted from 1
+    (np.array([0, 1, 2, 100_000]), r"0\.\.2, 100000 \(4 distinct\)", r"3\.\.99999"),
+    (np.array([0, 1, 2, 10**12]), r"0\.\.2, 1000000000000", r"3\.\.999999999999"),
+    (np.array([0, 2, 4, 6]), r"0, 2, 4, 6", r"1, 3, 5"),
+])
+def test_labels_must_be_every_class_index_from_0(capsys, tmp_path, labels, found, missing):
+    """Labels that skip classes are refused before any model is built (no
+    100,001 outputs, no allocation of terabytes), naming what is missing."""
+    m = 3 * len(labels)
+    X, _ = make_images(np.random.default_rng(5), m)
+    path = tmp_path / "skips.npz"
+    np.savez(path, X=X, y=np.tile(labels, 3))
+    status, out, err = run(capsys, "train", "--data", path, "--epochs", 1)
+    n = labels.max() + 1
+    assert_one_line_error(status, err, rf"skips\.npz: training labels must be the class "
+                                       rf"indices 0\.\.{n - 1} \({n} classes: the largest "
+                                       rf"label \+ 1\), every class present; found labels "
+                                       rf"{found}.*; missing: {missing}$")
+    assert out == ""
+
+
+def test_named_classes_must_all_have_training_images(capsys, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    X, y = make_images(np.random.default_rng(6), 30, (8, 8, 1), 5)
+    path = tmp_path / "five_of_six.h5"
+    with h5py.File(path, "w") as fh:
+        fh["train_set_x"], fh["train_set_y"] = X, y
+        fh["list_classes"] = np.arange(6)
+    status, _, err = run(capsys, "train", "--data", path, "--epochs", 1)
+    assert_one_line_error(status, err, r"five_of_six\.h5: training labels must be the class "
+                                       r"indices 0\.\.5 \(6 classes: named in the data\), "
+                                       r"every class present; found labels 0\.\.4 "
+                                       r"\(5 distinct\); missing: 5$")
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1, 0, 1e30]),
+                                    np.array([0, 1, 0, 2**64 - 1], dtype=np.uint64)])
+def test_labels_beyond_int64_are_out_of_range_not_wrapped(capsys, tmp_path, labels):
+    path = tmp_path / "huge.npz"
+    np.savez(path, X=np.zeros((4, 8, 8, 1)), y=labels)
+    status, _, err = run(capsys, "train", "--data", path, "--epochs", 1)
+    assert_one_line_error(status, err, rf"huge\.npz: labels out of range: found "
+                                       rf"{re.escape(str(labels.max()))}, labels must be "
+                                       rf"class indices")
+
+
+def test_tiny_data_holds_out_an_image_of_a_class_that_keeps_one(capsys, tmp_path):
+    X, _ = make_images(np.random.default_rng(7), 3)
+    np.savez(tmp_path / "three.npz", X=X, y=np.array([1, 0, 0]))
+    status, out, err = run(capsys, "train", "--data", tmp_path / "three.npz", "--epochs", 1)
+    assert status == 0, err
+    assert "2 train / 1 test images of shape (8, 8, 1), 2 classes" in out
+    np.savez(tmp_path / "two.npz", X=X[:2], y=np.array([1, 0]))
+    status, _, err = run(capsys, "train", "--data", tmp_path / "two.npz", "--epochs", 1)
+    assert_one_line_error(status, err, r"two\.npz: each class has a single image, so none "
+                                       r"can be held out for testing .*; give --test$")
 
 
 def test_missing_file_directory_unknown_format_and_corrupt_npz(capsys, tmp_path):

@@ -56,6 +56,9 @@ def _labels(y, m, where):
     y = y.reshape(m)
     if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
         raise CLIError(f"{where}: labels must be whole numbers (class indices)")
+    if y.max() > np.iinfo(np.int64).max:  # would wrap around to negative in int64
+        raise CLIError(f"{where}: labels out of range: found {y.max()}, labels must "
+                       f"be class indices 0, 1, 2, ...")
     y = y.astype(np.int64)
     if y.min() < 0:
         raise CLIError(f"{where}: labels out of range: found {y.min()}, labels must "
@@ -198,9 +201,10 @@ def train_test(args, rng):
         if len(train) < 2:
             raise CLIError(f"{args.data}: {len(train)} image(s) cannot be split into "
                            f"a training and a test set; give --test")
+        class_count(train, train)  # bad labels are the error to report, not the split
         idx_train, idx_test = stratified_split(train.y, TEST_FRACTION, rng)
         if len(idx_test) == 0:
-            idx_train, idx_test = idx_train[1:], idx_train[:1]
+            idx_train, idx_test = _hold_out_one(train, idx_train, args.data)
         train, test = train.subset(idx_train), train.subset(idx_test)
         test.source = f"{args.data} (held-out {TEST_FRACTION:.0%})"
     if test.X.shape[1:] != train.X.shape[1:]:
@@ -209,23 +213,85 @@ def train_test(args, rng):
     return train, test
 
 
+def _hold_out_one(data, idx_train, path):
+    """(train, test) indices with one image held out when every class is too
+    small for a share: from the largest class, so that each keeps an image."""
+    values, counts = np.unique(data.y[idx_train], return_counts=True)
+    if counts.max() < 2:
+        raise CLIError(f"{path}: each class has a single image, so none can be held "
+                       f"out for testing without leaving its class untrained; give --test")
+    held = idx_train[np.flatnonzero(data.y[idx_train] == values[counts.argmax()])[0]]
+    return idx_train[idx_train != held], np.array([held])
+
+
 def _h5_has(path, key):
     import h5py
     with h5py.File(path, "r") as fh:
         return key in fh
 
 
+def _runs(values):
+    """Sorted distinct integers as (first, last) runs: [0, 1, 2, 5] -> [(0, 2), (5, 5)]."""
+    values = np.asarray(values)
+    breaks = np.flatnonzero(np.diff(values) > 1)
+    firsts = np.concatenate([values[:1], values[breaks + 1]])
+    lasts = np.concatenate([values[breaks], values[-1:]])
+    return list(zip(firsts.tolist(), lasts.tolist()))
+
+
+def _gaps(runs, n):
+    """The runs of 0..n-1 that ``runs`` leave out (computed from the runs, so a
+    label of 10**12 costs no 10**12-element array)."""
+    gaps, start = [], 0
+    for first, last in runs:
+        if first > start:
+            gaps.append((start, first - 1))
+        start = last + 1
+    if start < n:
+        gaps.append((start, n - 1))
+    return gaps
+
+
+def _show_runs(runs, limit=6):
+    """Runs as text: [(0, 2), (5, 5)] -> '0..2, 5'."""
+    shown = [str(a) if a == b else f"{a}, {b}" if b == a + 1 else f"{a}..{b}"
+             for a, b in runs[:limit]]
+    return ", ".join(shown + ["..."] * (len(runs) > limit))
+
+
 def class_count(train, test):
-    """The number of classes and their names (or None), checking the labels."""
+    """The number of classes K and their names (or None), once the labels are checked.
+
+    K is the number of class names when the data has them (``list_classes``
+    in a .h5, ``classes`` in a .npz), else the largest training label + 1.
+    The training labels must be exactly the class indices 0..K-1, each with
+    at least one image (a class without images cannot be learned, and a
+    typo such as one label 100000 would build 100,001 outputs); test labels
+    must be below K.
+
+    Raises
+    ------
+    CLIError
+        Naming the labels found and the classes missing.
+    """
     classes = train.classes or test.classes
     n = len(classes) if classes else int(train.y.max()) + 1
     for part, what in ((train, "training"), (test, "test")):
         if part.y is not None and part.y.max() >= n:
-            source = f"{len(classes)} classes in list_classes" if classes else \
+            source = f"{len(classes)} classes (named in the data)" if classes else \
                 f"labels 0..{n - 1} in the training data"
             raise CLIError(f"{part.source}: {what} labels out of range: found label "
                            f"{part.y.max()} but there are {source}")
     if n < 2:
         raise CLIError(f"{train.source}: a classifier needs at least 2 classes; "
                        f"the labels hold {n}")
+    distinct = np.unique(train.y)
+    found = _runs(distinct)
+    missing = _gaps(found, n)
+    if missing:
+        why = "named in the data" if classes else "the largest label + 1"
+        raise CLIError(f"{train.source}: training labels must be the class indices "
+                       f"0..{n - 1} ({n} classes: {why}), every class present; found "
+                       f"labels {_show_runs(found)} ({len(distinct)} distinct); "
+                       f"missing: {_show_runs(missing)}")
     return n, classes
