@@ -431,7 +431,15 @@ def test_help_and_version(capsys, argv):
     ([], r"^cnnext: error: the following arguments are required"),
     (["train", "--epochs", "0"], r"^cnnext train: error: argument --epochs: expected a "
                                  r"positive int, got '0'"),
-    (["train", "--lr", "abc"], r"argument --lr: expected a positive float, got 'abc'"),
+    (["train", "--lr", "abc"], r"argument --lr: expected a finite positive float, got 'abc'"),
+    (["train", "--lr", "inf"], r"argument --lr: expected a finite positive float, got 'inf'"),
+    (["train", "--lr", "1e999"], r"argument --lr: expected a finite positive float, got '1e999'"),
+    (["train", "--lr", "nan"], r"argument --lr: expected a finite positive float, got 'nan'"),
+    (["train", "--lr", "-0.1"], r"argument --lr: expected a finite positive float, got '-0.1'"),
+    (["train", "--threads", str(10**20)], r"argument --threads: expected a positive int up "
+                                          r"to 1024, got '100000000000000000000'"),
+    (["predict", "m.npz", "d.npz", "--threads", "0"], r"argument --threads: expected a "
+                                                      r"positive int up to 1024, got '0'"),
     (["train", "--optimizer", "rmsprop"], r"argument --optimizer: invalid choice"),
     (["train", "--threads", "-2"], r"argument --threads: expected a positive int"),
     (["train", "--seed", "-1"], r"argument --seed: expected an integer >= 0"),
@@ -441,6 +449,42 @@ def test_help_and_version(capsys, argv):
 def test_bad_options_exit_2_with_one_line(capsys, argv, pattern):
     status, out, err = run(capsys, *argv)
     assert_one_line_error(status, err, pattern, code=2)
+
+
+@pytest.mark.parametrize("optimizer,lr", [("sgd", "1000"), ("adam", "1e+08")])
+def test_a_loss_that_explodes_is_reported_as_divergence(capsys, npz, optimizer, lr):
+    """Runs whose loss grows to 1e9..1e27 without becoming NaN used to exit 0."""
+    status, out, err = run(capsys, "train", "--data", npz, "--optimizer", optimizer,
+                           "--lr", lr, "--epochs", 3)
+    assert_one_line_error(status, err, rf"^cnnext: error: training diverged at epoch 1: "
+                                       rf"the loss of a batch reached \S+, over 100 x "
+                                       rf"log\(3\) = 109\.9 \(log\(3\) is the loss of "
+                                       rf"guessing\); try a smaller --lr \(now {re.escape(lr)}\)$")
+    assert float(re.search(r"reached (\S+),", err).group(1)) > 100 * np.log(3)
+    assert "test accuracy" not in out
+
+
+def test_a_nan_loss_is_one_line_without_numpy_warnings(capsys, npz):
+    status, _, err = run(capsys, "train", "--data", npz, "--optimizer", "sgd",
+                         "--lr", "1e30", "--epochs", 1)
+    assert_one_line_error(status, err, r"^cnnext: error: training diverged at epoch 1: the "
+                                       r"loss of a batch became nan; try a smaller --lr "
+                                       r"\(now 1e\+30\)$")
+
+
+def test_an_error_during_an_epoch_starts_on_its_own_line_on_a_terminal(capsys, monkeypatch,
+                                                                        npz):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stdout = Tty()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    status = cli.main(["train", "--data", str(npz), "--optimizer", "sgd", "--lr", "1000",
+                       "--batch-size", "4", "--epochs", "1"])
+    assert status == 1
+    assert "\repoch 1/1 [" in stdout.getvalue()
+    assert stdout.getvalue().endswith("\n")
 
 
 def test_output_directory_must_exist(capsys, tmp_path, npz):

@@ -30,6 +30,7 @@ ConvNet), :mod:`.progress` (the epoch line), :mod:`.commands` (train,
 predict), :mod:`.errors`; this one holds the options and :func:`main`.
 """
 import argparse
+import math
 import os
 import sys
 import time
@@ -96,16 +97,25 @@ def _thread_limits(n, argv, allow_reexec):
 # Options
 # --------------------------------------------------------------------------
 
-def _positive(kind):
+# threadpoolctl hands the count to BLAS as a C int (--threads 10**20 ended in
+# an OverflowError); no machine cnnext runs on has more CPUs than this.
+MAX_THREADS = 1024
+
+
+def _positive(kind, most=None):
+    """An argparse type: a positive int, or a positive finite float (inf and
+    nan are no learning rate), at most ``most`` if given."""
+    what = "a finite positive float" if kind is float else "a positive int"
+    if most is not None:
+        what += f" up to {most}"
+
     def convert(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0 or value != value:
-            raise argparse.ArgumentTypeError(
-                f"expected a positive {kind.__name__}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (0 < value < math.inf) or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
     return convert
 
@@ -159,7 +169,7 @@ def build_parser():
                        help="save architecture and weights for 'cnnext predict'")
     train.add_argument("--plot", metavar="CURVES.png",
                        help="plot loss and accuracy per epoch (needs matplotlib)")
-    train.add_argument("--threads", type=_positive(int), default=None,
+    train.add_argument("--threads", type=_positive(int, MAX_THREADS), default=None,
                        help="limit BLAS and OpenMP to this many threads (through "
                             "threadpoolctl if installed). Default: BLAS single-threaded "
                             "when threadpoolctl is installed and no *_NUM_THREADS "
@@ -175,7 +185,7 @@ def build_parser():
                          "train_set_x), or 'digits' for the digits test split")
     predict.add_argument("-q", "--quiet", action="store_true",
                          help="print only the accuracy line")
-    predict.add_argument("--threads", type=_positive(int), default=None,
+    predict.add_argument("--threads", type=_positive(int, MAX_THREADS), default=None,
                          help="limit BLAS/OpenMP threads")
     predict.set_defaults(run=commands.predict)
     return parser

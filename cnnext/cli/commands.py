@@ -16,6 +16,17 @@ DEFAULTS = {"epochs": 20, "batch_size": 32, "seed": 0,
             "lr": {"adam": 0.003, "sgd": 0.05}}
 
 
+# Training has diverged once the cross-entropy of a batch passes DIVERGED x
+# log(K). log(K) is the loss of guessing (uniform softmax); training starts
+# near it (3.3 = 1.4 log 10 on the digits) and only lowers it. A loss of
+# 100 log(K) gives the right class a mean probability of K**-100: the weights
+# have blown up. Measured on the digits (5 epochs, 10 learning rates from
+# 0.003 to 100 per optimizer): no run that learned ever went over its first
+# loss; too large rates reached 5 (adam 0.05) to 4e8 (adam 100), and sgd at
+# lr 1000 or more finished "successfully" at losses of 4e3 and beyond.
+DIVERGED = 100
+
+
 def _check_output_path(path, option):
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
@@ -94,23 +105,29 @@ def train(args):
           f"{args.dtype}, seed {args.seed}\nmodel: {describe(model)}", flush=True)
     progress = Progress(args.epochs, len(train_data))
     history = {"loss": [], "acc": [], "test_loss": [], "test_acc": []}
-    for epoch in range(1, args.epochs + 1):
-        progress.start(epoch)
-        optimizer.lr = _cosine_lr(lr, epoch, args.epochs)
-        order = rng.permutation(len(train_data))
-        for i in range(0, len(order), args.batch_size):
-            batch = order[i:i + args.batch_size]
-            loss, accuracy = model.train_step(X[batch], train_data.y[batch], optimizer)
-            correct = _n_correct(accuracy, len(batch))
-            if not np.isfinite(loss):
-                raise CLIError(f"training diverged at epoch {epoch} (loss {loss}); "
-                               f"try a smaller --lr (now {lr:g})")
-            progress.update(len(batch), loss, correct)
-        test_loss, test_acc = model.evaluate(Xt, test_data.y)
-        for key, value in zip(history, (progress.loss, progress.accuracy,
-                                        test_loss, test_acc)):
-            history[key].append(value)
-        progress.end(f"  | test loss {test_loss:.4f}  acc {test_acc:6.2%}")
+    too_high = DIVERGED * np.log(n_classes)
+    # Overflows are how divergence starts: the loss check below reports it,
+    # in one line instead of numpy's warnings.
+    with np.errstate(over="ignore", invalid="ignore"), progress.breaking_line():
+        for epoch in range(1, args.epochs + 1):
+            progress.start(epoch)
+            optimizer.lr = _cosine_lr(lr, epoch, args.epochs)
+            order = rng.permutation(len(train_data))
+            for i in range(0, len(order), args.batch_size):
+                batch = order[i:i + args.batch_size]
+                loss, accuracy = model.train_step(X[batch], train_data.y[batch], optimizer)
+                if not loss <= too_high:  # NaN too
+                    how = (f"reached {loss:.4g}, over {DIVERGED} x log({n_classes}) = "
+                           f"{too_high:.4g} (log({n_classes}) is the loss of guessing)"
+                           if np.isfinite(loss) else f"became {loss}")
+                    raise CLIError(f"training diverged at epoch {epoch}: the loss of a "
+                                   f"batch {how}; try a smaller --lr (now {lr:g})")
+                progress.update(len(batch), loss, _n_correct(accuracy, len(batch)))
+            test_loss, test_acc = model.evaluate(Xt, test_data.y)
+            for key, value in zip(history, (progress.loss, progress.accuracy,
+                                            test_loss, test_acc)):
+                history[key].append(value)
+            progress.end(f"  | test loss {test_loss:.4f}  acc {test_acc:6.2%}")
 
     if args.save:
         try:

@@ -1,4 +1,5 @@
 """The progress line ``cnnext train`` prints for each epoch."""
+from contextlib import contextmanager
 import sys
 import time
 
@@ -23,7 +24,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stdout
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.n_epochs, self.total, self.width = n_epochs, total, width
-        self._last_draw = 0.0
+        self._last_draw, self._half_drawn = 0.0, False
 
     def start(self, epoch):
         self.epoch, self.t0 = epoch, time.perf_counter()
@@ -36,7 +37,7 @@ class Progress:
         self.correct += correct
         now = time.perf_counter()
         if self.tty and (now - self._last_draw > 0.1 or self.done == self.total):
-            self._last_draw = now
+            self._last_draw, self._half_drawn = now, True
             self.stream.write("\r" + self._line())
             self.stream.flush()
 
@@ -61,3 +62,16 @@ class Progress:
         line = self._line() + extra
         self.stream.write(("\r" + line + "\n") if self.tty else line + "\n")
         self.stream.flush()
+        self._half_drawn = False
+
+    @contextmanager
+    def breaking_line(self):
+        """Run the block; if it fails while a line is half drawn on the terminal,
+        end that line, so that the error message starts on its own."""
+        try:
+            yield self
+        except BaseException:
+            if self._half_drawn:
+                self.stream.write("\n")
+                self.stream.flush()
+            raise
