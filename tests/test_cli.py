@@ -3,6 +3,7 @@ default digits run, and every error path ending in one line, no traceback."""
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -492,6 +493,70 @@ def test_output_directory_must_exist(capsys, tmp_path, npz):
     assert_one_line_error(status, err, r"--save .*m\.npz: directory .*no does not exist")
     status, _, err = run(capsys, "train", "--data", npz, "--plot", tmp_path / "no" / "c.png")
     assert_one_line_error(status, err, r"--plot .*c\.png: directory .*no does not exist")
+
+
+def test_output_paths_are_checked_before_training(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "adir").mkdir()
+    for option, path, pattern in [
+            ("--save", tmp_path / "adir", r"--save .*adir: is a directory; give a file name in it$"),
+            ("--plot", tmp_path / "adir", r"--plot .*adir: is a directory; give a file name in it$"),
+            ("--plot", tmp_path / "curves.txt", r"--plot .*curves\.txt: no figure format \.txt; "
+                                                r"use one of .*\.pdf, .*\.png, .*\.svg.* \(no "
+                                                r"extension: \.png is added\)$"),
+            ("--save", npz, r"--save .*data\.npz: is the --data file too; give --save a file "
+                            r"of its own$")]:
+        status, out, err = run(capsys, "train", "--data", npz, option, path)
+        assert_one_line_error(status, err, r"^cnnext: error: " + pattern)
+        assert out == ""   # nothing trained
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "data.npz"]
+    assert list(np.load(npz)) == ["X", "y"]
+
+
+def test_plot_and_save_may_not_be_one_file(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    status, out, err = run(capsys, "train", "--data", npz, "--save", tmp_path / "run.png",
+                           "--plot", tmp_path / "run")   # --plot run writes run.png
+    assert_one_line_error(status, err, r"--plot .*run\.png: is the --save file too")
+    assert out == ""
+
+
+def test_plot_without_extension_writes_and_reports_png(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1,
+                           "--plot", tmp_path / "myplot")
+    assert status == 0, err
+    assert out.rstrip().endswith(f" | plot {tmp_path / 'myplot.png'}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz", "myplot.png"]
+    assert (tmp_path / "myplot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_in_another_format_and_matplotlib_left_as_found(capsys, tmp_path, npz):
+    matplotlib = pytest.importorskip("matplotlib")
+    backend = matplotlib.get_backend()
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1,
+                           "--plot", tmp_path / "curves.SVG")
+    assert status == 0, err
+    assert (tmp_path / "curves.SVG").read_text().lstrip().startswith("<?xml")
+    assert matplotlib.get_backend() == backend
+
+
+def test_plot_format_matplotlib_cannot_write_here(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    if any(shutil.which(tex) for tex in ("xelatex", "pdflatex", "lualatex")):
+        pytest.skip("LaTeX is installed: .pgf figures can be written")
+    status, out, err = run(capsys, "train", "--data", npz, "--plot", tmp_path / "c.pgf")
+    assert_one_line_error(status, err, r"--plot .*c\.pgf: matplotlib cannot write \.pgf "
+                                       r"figures here: RuntimeError: .*latex")
+    assert out == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any directory")
+def test_output_directory_must_be_writable(capsys, tmp_path, npz):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    status, out, err = run(capsys, "train", "--data", npz, "--save", locked / "m.npz")
+    assert_one_line_error(status, err, r"--save .*m\.npz: directory .*locked is not writable$")
 
 
 def test_test_needs_data(capsys, npz):

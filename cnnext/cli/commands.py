@@ -8,8 +8,9 @@ import numpy as np
 from .. import nn
 from .._version import __version__
 from .data import check_zip, class_count, digits, load_file, train_test
-from .errors import CLIError, require
+from .errors import CLIError
 from .models import course_model, describe
+from .outputs import check_output, plot_target, save_plot
 from .progress import Progress
 
 DEFAULTS = {"epochs": 20, "batch_size": 32, "seed": 0,
@@ -25,36 +26,6 @@ DEFAULTS = {"epochs": 20, "batch_size": 32, "seed": 0,
 # loss; too large rates reached 5 (adam 0.05) to 4e8 (adam 100), and sgd at
 # lr 1000 or more finished "successfully" at losses of 4e3 and beyond.
 DIVERGED = 100
-
-
-def _check_output_path(path, option):
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise CLIError(f"{option} {path}: directory {parent} does not exist")
-
-
-def _plot(history, path):
-    matplotlib = require("matplotlib", "--plot")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, history["loss"], label="train")
-    ax1.plot(epochs, history["test_loss"], label="test")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax2.plot(epochs, history["acc"], label="train")
-    ax2.plot(epochs, history["test_acc"], label="test")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax1, ax2):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except (OSError, ValueError) as exc:
-        raise CLIError(f"--plot {path}: cannot write the figure: {exc}") from None
-    finally:
-        plt.close(fig)
 
 
 def _cosine_lr(lr, epoch, n_epochs):
@@ -78,11 +49,12 @@ def _n_correct(accuracy, n):
 def train(args):
     """``cnnext train``: train the course's ConvNet; returns the exit status 0."""
     t_start = args.t_start
+    inputs = [("--data", args.data), ("--test", args.test)]
     if args.save:
-        _check_output_path(args.save, "--save")
-    if args.plot:
-        _check_output_path(args.plot, "--plot")
-        require("matplotlib", "--plot")
+        check_output(args.save, "--save", inputs)
+    plot, plot_format = plot_target(args.plot) if args.plot else (None, None)
+    if plot:
+        check_output(plot, "--plot", inputs + [("--save", args.save)])
     lr = args.lr if args.lr is not None else DEFAULTS["lr"][args.optimizer]
 
     rng = np.random.default_rng(args.seed)
@@ -134,15 +106,15 @@ def train(args):
             model.save(args.save)
         except OSError as exc:
             raise CLIError(f"--save {args.save}: cannot write the model: {exc}") from None
-    if args.plot:
-        _plot(history, args.plot)
+    if plot:
+        save_plot(history, plot, plot_format)
     wall = time.perf_counter() - t_start
     n_right = int(round(history["test_acc"][-1] * len(test_data)))
     threads = args.threads if args.threads is not None else args.default_threads
     print(f"test accuracy {history['test_acc'][-1]:.2%} ({n_right}/{len(test_data)}) after "
           f"{args.epochs} epoch{'s' * (args.epochs != 1)} | wall time {wall:.1f} s | threads {threads}"
           + (f" | saved {args.save}" if args.save else "")
-          + (f" | plot {args.plot}" if args.plot else ""), flush=True)
+          + (f" | plot {plot}" if plot else ""), flush=True)
     return 0
 
 
