@@ -625,3 +625,24 @@ def test_training_accuracy_counts_the_batches_right_answers(capsys, monkeypatch,
     assert counted["seen"] == 48
     shown = re.search(r"48/48  loss \d+\.\d{4}  acc +(\d+\.\d\d)%", out).group(1)
     assert shown == f"{100 * counted['right'] / 48:.2f}"
+
+
+def test_predict_into_a_pipe_closed_early_stops_quietly(capsys, tmp_path, npz):
+    """`cnnext predict ... | head -1`: no error line, no traceback at exit."""
+    assert run(capsys, "train", "--data", npz, "--epochs", 1, "--save", tmp_path / "m.npz")[0] == 0
+    rows = np.random.default_rng(8).integers(0, 255, (20000, 8, 8, 1), dtype=np.uint8)
+    np.savez(tmp_path / "many.npz", X=rows)   # ~250 kB of output, beyond any pipe buffer
+    proc = subprocess.Popen([sys.executable, "-m", "cnnext", "predict", str(tmp_path / "m.npz"),
+                             str(tmp_path / "many.npz")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"index\tpredicted\n"
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert (proc.wait(), stderr) == (141, b"")
+
+
+def test_predict_with_a_directory_for_the_model(capsys, tmp_path, npz):
+    status, _, err = run(capsys, "predict", tmp_path, npz)
+    assert_one_line_error(status, err, rf"{re.escape(str(tmp_path))}: is a directory, not "
+                                       rf"a model file$")
+

@@ -206,7 +206,8 @@ def main(argv=None, allow_reexec=False):
     Returns
     -------
     status : int
-        0 on success, 1 on bad input, 2 on bad options, 130 on Ctrl-C.
+        0 on success, 1 on bad input, 2 on bad options, 130 on Ctrl-C,
+        141 (a shell's status for SIGPIPE) when the reader of stdout left.
     """
     t_start = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -226,6 +227,9 @@ def main(argv=None, allow_reexec=False):
     except KeyboardInterrupt:
         print("cnnext: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly, as cat does
+        _stdout_to_devnull()
+        return 141
     except Exception as exc:  # a bug: still one line, unless debugging
         if os.environ.get("CNNEXT_DEBUG"):
             raise
@@ -235,3 +239,12 @@ def main(argv=None, allow_reexec=False):
     finally:
         if limits is not None:
             limits.restore()
+
+
+def _stdout_to_devnull():
+    """Point stdout at /dev/null, so that flushing what is left of its buffer
+    at exit does not fail again on the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (in-process)
+        pass

@@ -123,6 +123,8 @@ def predict(args):
     t_start = args.t_start
     if not os.path.exists(args.model):
         raise CLIError(f"{args.model}: no such file")
+    if os.path.isdir(args.model):
+        raise CLIError(f"{args.model}: is a directory, not a model file")
     check_zip(args.model)
     try:
         model = nn.load(args.model)
