@@ -499,8 +499,10 @@ def test_output_paths_are_checked_before_training(capsys, tmp_path, npz):
     pytest.importorskip("matplotlib")
     (tmp_path / "adir").mkdir()
     for option, path, pattern in [
-            ("--save", tmp_path / "adir", r"--save .*adir: is a directory; give a file name in it$"),
-            ("--plot", tmp_path / "adir", r"--plot .*adir: is a directory; give a file name in it$"),
+            ("--save", tmp_path / "adir", r"--save .*adir: is a directory; give a file name "
+                                          r"in it$"),
+            ("--plot", tmp_path / "adir", r"--plot .*adir: is a directory; give a file name "
+                                          r"in it$"),
             ("--plot", tmp_path / "curves.txt", r"--plot .*curves\.txt: no figure format \.txt; "
                                                 r"use one of .*\.pdf, .*\.png, .*\.svg.* \(no "
                                                 r"extension: \.png is added\)$"),

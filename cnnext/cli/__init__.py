@@ -9,9 +9,11 @@ split. ``--data`` trains on the course's SIGNS HDF5 files or on any ``.npz``
 holding ``X`` (m, H, W, C) and ``y``.
 
 Every failure the user can cause (a missing file, wrong keys or shapes,
-labels out of range, a missing optional dependency) ends in one line on
-stderr, ``cnnext: error: ...``, and exit status 1 (2 for bad options).
-Set ``CNNEXT_DEBUG=1`` to get the traceback instead.
+labels that are not the class indices 0..K-1, an output path that cannot be
+written, a training run that diverges, a missing optional dependency) ends
+in one line on stderr, ``cnnext: error: ...``, and exit status 1 (2 for bad
+options). Inputs and output paths are checked before training starts. Set
+``CNNEXT_DEBUG=1`` to get the traceback instead.
 
 The optional dependencies (scikit-learn, h5py, matplotlib, threadpoolctl)
 are imported only when the option that needs them is used.
@@ -26,8 +28,9 @@ spinning BLAS threads slow a busy machine down several times. Results are
 deterministic for a given seed and thread setting.
 
 The modules: :mod:`.data` (files, labels, splits), :mod:`.models` (the
-ConvNet), :mod:`.progress` (the epoch line), :mod:`.commands` (train,
-predict), :mod:`.errors`; this one holds the options and :func:`main`.
+ConvNet), :mod:`.outputs` (--save and --plot), :mod:`.progress` (the epoch
+line), :mod:`.commands` (train, predict), :mod:`.errors`; this one holds
+the options, the thread policy of a command and :func:`main`.
 """
 import argparse
 import math
@@ -39,9 +42,8 @@ from .._threads import THREAD_VARS, Limits, limit_all_threads, reexec, thread_en
 from .._version import __version__
 from . import commands
 from .data import TEST_FRACTION
+from .commands import DEFAULTS
 from .errors import CLIError
-
-DEFAULTS = commands.DEFAULTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -157,7 +159,8 @@ def build_parser():
                        help="images per gradient step (default %(default)s)")
     train.add_argument("--lr", type=_positive(float), default=None,
                        help="initial learning rate, cosine-decayed to 1%% of it by the "
-                            "last epoch (default 0.003 for adam, 0.05 for sgd)")
+                            f"last epoch (default {DEFAULTS['lr']['adam']} for adam, "
+                            f"{DEFAULTS['lr']['sgd']} for sgd)")
     train.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                        help="adam, or sgd with momentum 0.9 (default %(default)s)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32",
@@ -168,7 +171,9 @@ def build_parser():
     train.add_argument("--save", metavar="MODEL.npz",
                        help="save architecture and weights for 'cnnext predict'")
     train.add_argument("--plot", metavar="CURVES.png",
-                       help="plot loss and accuracy per epoch (needs matplotlib)")
+                       help="plot loss and accuracy per epoch (needs matplotlib), "
+                            "in the format of the extension (.png, .pdf, .svg...; "
+                            "none: .png is added)")
     train.add_argument("--threads", type=_positive(int, MAX_THREADS), default=None,
                        help="limit BLAS and OpenMP to this many threads (through "
                             "threadpoolctl if installed). Default: BLAS single-threaded "
@@ -245,6 +250,9 @@ def _stdout_to_devnull():
     """Point stdout at /dev/null, so that flushing what is left of its buffer
     at exit does not fail again on the closed pipe."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        fd = sys.stdout.fileno()
     except (OSError, ValueError):  # stdout without a file descriptor (in-process)
-        pass
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
