@@ -1,7 +1,7 @@
-"""``python -m cnnext``: see :mod:`cnnext._cli`."""
+"""``python -m cnnext``: see :mod:`cnnext.cli`."""
 import sys
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main(allow_reexec=True))

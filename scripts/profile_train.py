@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 import cnnext
-from cnnext import _cli, _conv, _pool, nn
+from cnnext import _conv, _pool, nn
+from cnnext.cli import data, models
 
 
 def main(threads=1):
@@ -23,8 +24,8 @@ def main(threads=1):
     from threadpoolctl import threadpool_limits
     threadpool_limits(1, user_api="blas")
     cnnext.set_num_threads(threads)
-    train, _ = _cli._digits(0)
-    model = _cli.course_model((8, 8, 1), 10, "float32", 0)
+    train, _ = data.digits(0)
+    model = models.course_model((8, 8, 1), 10, "float32", 0)
     opt = nn.Adam(0.003)
     rng = np.random.default_rng(0)
 

@@ -3,13 +3,16 @@ default digits run, and every error path ending in one line, no traceback."""
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from cnnext import _cli, nn
+from cnnext import cli, nn
+from cnnext._threads import THREAD_VARS
+from cnnext.cli import commands, data, models, progress
 
 
 def make_images(rng, m, shape=(8, 8, 1), n_classes=3):
@@ -47,7 +50,7 @@ def h5_pair(tmp_path):
 
 
 def run(capsys, *argv):
-    status = _cli.main([str(a) for a in argv])
+    status = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -118,9 +121,9 @@ def test_train_h5_signs_files_then_predict(capsys, tmp_path, h5_pair):
 def test_uint8_images_are_scaled_to_unit_range(tmp_path):
     X = np.array([0, 51, 255], dtype=np.uint8).reshape(3, 1, 1, 1)
     np.savez(tmp_path / "d.npz", X=X, y=np.array([0, 1, 0]))
-    data = _cli._load_file(str(tmp_path / "d.npz"), [])
-    np.testing.assert_allclose(data.X.ravel(), [0, 0.2, 1], rtol=1e-7)
-    assert data.X.dtype == np.float32
+    images = data.load_file(str(tmp_path / "d.npz"), [])
+    np.testing.assert_allclose(images.X.ravel(), [0, 0.2, 1], rtol=1e-7)
+    assert images.X.dtype == np.float32
 
 
 def test_grayscale_npz_without_channel_axis_and_predict_without_labels(capsys, tmp_path):
@@ -155,7 +158,7 @@ def test_default_digits_run_one_epoch(capsys, tmp_path):
 def test_same_seed_same_model(capsys, tmp_path, npz):
     for name in ("a", "b", "c"):
         seed = 1 if name != "c" else 2
-        assert _cli.main(["train", "--data", str(npz), "--epochs", "2", "--seed", str(seed),
+        assert cli.main(["train", "--data", str(npz), "--epochs", "2", "--seed", str(seed),
                           "--save", str(tmp_path / f"{name}.npz")]) == 0
     capsys.readouterr()
     a, b, c = (dict(np.load(tmp_path / f"{n}.npz")) for n in "abc")
@@ -165,17 +168,17 @@ def test_same_seed_same_model(capsys, tmp_path, npz):
 
 def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch, npz):
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    for var in _cli._THREAD_VARS:
+    for var in THREAD_VARS:
         monkeypatch.delenv(var, raising=False)
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     seen = []
-    real_fit = _cli.course_model
+    real_fit = commands.course_model
 
     def spy(*args, **kwargs):  # runs while the limits are active
         seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info()
                     if p["user_api"] == "blas")
         return real_fit(*args, **kwargs)
-    monkeypatch.setattr(_cli, "course_model", spy)
+    monkeypatch.setattr(commands, "course_model", spy)
     status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1)
     assert status == 0, err
     assert out.rstrip().endswith("threads default (BLAS 1)")
@@ -186,30 +189,70 @@ def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch,
     assert out.rstrip().endswith("threads default")
 
 
-def test_threads_option_sets_and_restores_cnnext_kernel_threads(capsys, monkeypatch, npz):
+def test_threads_option_limits_kernels_blas_and_openmp_then_restores(capsys, monkeypatch, npz):
     import cnnext
-    state = {"n": 7}
-    calls = []
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = {}
+    real_model = commands.course_model
 
-    def set_num_threads(n):
-        calls.append(n)
-        state["n"] = n
-    monkeypatch.setattr(cnnext, "set_num_threads", set_num_threads, raising=False)
-    monkeypatch.setattr(cnnext, "get_num_threads", lambda: state["n"], raising=False)
-    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 3)
+    def spy(*args, **kwargs):  # runs while the limits are active
+        seen["kernels"] = cnnext.get_num_threads()
+        seen["pools"] = {p["num_threads"] for p in threadpoolctl.threadpool_info()}
+        return real_model(*args, **kwargs)
+    monkeypatch.setattr(commands, "course_model", spy)
+    with threadpoolctl.threadpool_limits(2), cnnext.threads(5):
+        status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 3)
+        after = {p["num_threads"] for p in threadpoolctl.threadpool_info()}
+        assert (cnnext.get_num_threads(), after) == (5, {2})
     assert status == 0, err
-    assert calls == [3, 7]
+    assert seen == {"kernels": 3, "pools": {3}}
     assert out.rstrip().endswith("threads 3")
 
 
+def test_threads_option_without_threadpoolctl_in_process_warns(capsys, monkeypatch, npz):
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # makes the import fail
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 1)
+    assert status == 0
+    assert err == ("cnnext: warning: --threads 1 limits BLAS only with threadpoolctl when "
+                   "cnnext is run in-process; set OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "
+                   "before starting Python instead\n")
+    assert out.rstrip().endswith("threads 1")
+
+
+def test_threads_option_without_threadpoolctl_reexecutes_python_dash_m(tmp_path, npz):
+    """python -m cnnext sets the thread variables by running Python again."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    # An import of threadpoolctl fails, and every interpreter start logs what
+    # its environment says, in both processes.
+    (hide / "threadpoolctl.py").write_text("raise ImportError('hidden by the test')\n")
+    (hide / "sitecustomize.py").write_text(
+        "import os\n"
+        "with open(os.environ['CNNEXT_TEST_LOG'], 'a') as fh:\n"
+        "    fh.write(' '.join(os.environ.get(v, '-') for v in %r) + '\\n')\n"
+        % (THREAD_VARS,))
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
+    env.update(PYTHONPATH=str(hide), CNNEXT_TEST_LOG=str(tmp_path / "log"))
+    done = subprocess.run([sys.executable, "-m", "cnnext", "train", "--data", str(npz),
+                           "--epochs", "1", "--threads", "2"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert re.search(r"^test accuracy .* \| threads 2$", done.stdout, re.M)
+    starts = (tmp_path / "log").read_text().splitlines()
+    assert starts == [" ".join(["-"] * len(THREAD_VARS)), " ".join(["2"] * len(THREAD_VARS))]
+
+
 def test_course_model_adapts_filter_sizes():
-    small = _cli.course_model((8, 8, 1), 10)
+    small = models.course_model((8, 8, 1), 10)
     assert [l.output_shape for l in small.layers[:6]] == [
         (8, 8, 16), (8, 8, 16), (4, 4, 16), (4, 4, 32), (4, 4, 32), (2, 2, 32)]
-    signs = _cli.course_model((64, 64, 3), 6)   # the course's pools: 8 then 4
+    signs = models.course_model((64, 64, 3), 6)   # the course's pools: 8 then 4
     assert (signs.layers[0].f, signs.layers[2].f, signs.layers[5].f) == (5, 8, 4)
     assert signs.layers[5].output_shape == (2, 2, 32)
-    tiny = _cli.course_model((2, 2, 1), 2)
+    tiny = models.course_model((2, 2, 1), 2)
     assert tiny.output_shape == (2,)
 
 
@@ -219,7 +262,7 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
             return True
 
     stream = Tty()
-    bar = _cli.Progress(n_epochs=3, total=100, stream=stream)
+    bar = progress.Progress(n_epochs=3, total=100, stream=stream)
     bar.start(2)
     bar.update(50, 1.0, 25)
     bar.update(50, 0.5, 40)
@@ -244,7 +287,7 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
     (dict(X=np.full((4, 8, 8, 1), np.nan), y=np.array([0, 1, 0, 1])), r"NaN or infinite"),
     (dict(X=np.zeros((4, 8, 8, 1)), y=np.zeros(4, int)), r"at least 2 classes"),
     (dict(X=np.zeros((4, 8, 8, 1)), y=np.array([0, 1, 2, 5]), classes=np.array(["a", "b", "c"])),
-     r"training labels out of range: found label 5 but there are 3 classes"),
+     r"training labels out of range: found label 5 but there are 3 classes \(named in the data\)"),
     (dict(X=np.array(["a"] * 4).reshape(4, 1, 1, 1), y=np.zeros(4, int)), r"images must be numbers"),
 ])
 def test_bad_npz_contents(capsys, tmp_path, content, pattern):
@@ -252,6 +295,65 @@ def test_bad_npz_contents(capsys, tmp_path, content, pattern):
     np.savez(path, **content)
     status, out, err = run(capsys, "train", "--data", path, "--epochs", 1)
     assert_one_line_error(status, err, r"^cnnext: error: .*bad\.npz.*" + pattern)
+
+
+@pytest.mark.parametrize("labels,found,missing", [
+    (np.arange(1, 16), r"1\.\.15 \(15 distinct\)", r"0"),              # counted from 1
+    (np.array([0, 1, 2, 100_000]), r"0\.\.2, 100000 \(4 distinct\)", r"3\.\.99999"),
+    (np.array([0, 1, 2, 10**12]), r"0\.\.2, 1000000000000", r"3\.\.999999999999"),
+    (np.array([0, 2, 4, 6]), r"0, 2, 4, 6", r"1, 3, 5"),
+])
+def test_labels_must_be_every_class_index_from_0(capsys, tmp_path, labels, found, missing):
+    """Labels that skip classes are refused before any model is built (no
+    100,001 outputs, no allocation of terabytes), naming what is missing."""
+    m = 3 * len(labels)
+    X, _ = make_images(np.random.default_rng(5), m)
+    path = tmp_path / "skips.npz"
+    np.savez(path, X=X, y=np.tile(labels, 3))
+    status, out, err = run(capsys, "train", "--data", path, "--epochs", 1)
+    n = labels.max() + 1
+    assert_one_line_error(status, err, rf"skips\.npz: training labels must be the class "
+                                       rf"indices 0\.\.{n - 1} \({n} classes: the largest "
+                                       rf"label \+ 1\), every class present; found labels "
+                                       rf"{found}.*; missing: {missing}$")
+    assert out == ""
+
+
+def test_named_classes_must_all_have_training_images(capsys, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    X, y = make_images(np.random.default_rng(6), 30, (8, 8, 1), 5)
+    path = tmp_path / "five_of_six.h5"
+    with h5py.File(path, "w") as fh:
+        fh["train_set_x"], fh["train_set_y"] = X, y
+        fh["list_classes"] = np.arange(6)
+    status, _, err = run(capsys, "train", "--data", path, "--epochs", 1)
+    assert_one_line_error(status, err, r"five_of_six\.h5: training labels must be the class "
+                                       r"indices 0\.\.5 \(6 classes: named in the data\), "
+                                       r"every class present; found labels 0\.\.4 "
+                                       r"\(5 distinct\); missing: 5$")
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1, 0, 1e30]),
+                                    np.array([0, 1, 0, 2**64 - 1], dtype=np.uint64)])
+def test_labels_beyond_int64_are_out_of_range_not_wrapped(capsys, tmp_path, labels):
+    path = tmp_path / "huge.npz"
+    np.savez(path, X=np.zeros((4, 8, 8, 1)), y=labels)
+    status, _, err = run(capsys, "train", "--data", path, "--epochs", 1)
+    assert_one_line_error(status, err, rf"huge\.npz: labels out of range: found "
+                                       rf"{re.escape(str(labels.max()))}, labels must be "
+                                       rf"class indices")
+
+
+def test_tiny_data_holds_out_an_image_of_a_class_that_keeps_one(capsys, tmp_path):
+    X, _ = make_images(np.random.default_rng(7), 3)
+    np.savez(tmp_path / "three.npz", X=X, y=np.array([1, 0, 0]))
+    status, out, err = run(capsys, "train", "--data", tmp_path / "three.npz", "--epochs", 1)
+    assert status == 0, err
+    assert "2 train / 1 test images of shape (8, 8, 1), 2 classes" in out
+    np.savez(tmp_path / "two.npz", X=X[:2], y=np.array([1, 0]))
+    status, _, err = run(capsys, "train", "--data", tmp_path / "two.npz", "--epochs", 1)
+    assert_one_line_error(status, err, r"two\.npz: each class has a single image, so none "
+                                       r"can be held out for testing .*; give --test$")
 
 
 def test_missing_file_directory_unknown_format_and_corrupt_npz(capsys, tmp_path):
@@ -330,7 +432,15 @@ def test_help_and_version(capsys, argv):
     ([], r"^cnnext: error: the following arguments are required"),
     (["train", "--epochs", "0"], r"^cnnext train: error: argument --epochs: expected a "
                                  r"positive int, got '0'"),
-    (["train", "--lr", "abc"], r"argument --lr: expected a positive float, got 'abc'"),
+    (["train", "--lr", "abc"], r"argument --lr: expected a finite positive float, got 'abc'"),
+    (["train", "--lr", "inf"], r"argument --lr: expected a finite positive float, got 'inf'"),
+    (["train", "--lr", "1e999"], r"argument --lr: expected a finite positive float, got '1e999'"),
+    (["train", "--lr", "nan"], r"argument --lr: expected a finite positive float, got 'nan'"),
+    (["train", "--lr", "-0.1"], r"argument --lr: expected a finite positive float, got '-0.1'"),
+    (["train", "--threads", str(10**20)], r"argument --threads: expected a positive int up "
+                                          r"to 1024, got '100000000000000000000'"),
+    (["predict", "m.npz", "d.npz", "--threads", "0"], r"argument --threads: expected a "
+                                                      r"positive int up to 1024, got '0'"),
     (["train", "--optimizer", "rmsprop"], r"argument --optimizer: invalid choice"),
     (["train", "--threads", "-2"], r"argument --threads: expected a positive int"),
     (["train", "--seed", "-1"], r"argument --seed: expected an integer >= 0"),
@@ -342,11 +452,113 @@ def test_bad_options_exit_2_with_one_line(capsys, argv, pattern):
     assert_one_line_error(status, err, pattern, code=2)
 
 
+@pytest.mark.parametrize("optimizer,lr", [("sgd", "1000"), ("adam", "1e+08")])
+def test_a_loss_that_explodes_is_reported_as_divergence(capsys, npz, optimizer, lr):
+    """Runs whose loss grows to 1e9..1e27 without becoming NaN used to exit 0."""
+    status, out, err = run(capsys, "train", "--data", npz, "--optimizer", optimizer,
+                           "--lr", lr, "--epochs", 3)
+    assert_one_line_error(status, err, rf"^cnnext: error: training diverged at epoch 1: "
+                                       rf"the loss of a batch reached \S+, over 100 x "
+                                       rf"log\(3\) = 109\.9 \(log\(3\) is the loss of "
+                                       rf"guessing\); try a smaller --lr \(now {re.escape(lr)}\)$")
+    assert float(re.search(r"reached (\S+),", err).group(1)) > 100 * np.log(3)
+    assert "test accuracy" not in out
+
+
+def test_a_nan_loss_is_one_line_without_numpy_warnings(capsys, npz):
+    status, _, err = run(capsys, "train", "--data", npz, "--optimizer", "sgd",
+                         "--lr", "1e30", "--epochs", 1)
+    assert_one_line_error(status, err, r"^cnnext: error: training diverged at epoch 1: the "
+                                       r"loss of a batch became nan; try a smaller --lr "
+                                       r"\(now 1e\+30\)$")
+
+
+def test_an_error_during_an_epoch_starts_on_its_own_line_on_a_terminal(capsys, monkeypatch,
+                                                                        npz):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stdout = Tty()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    status = cli.main(["train", "--data", str(npz), "--optimizer", "sgd", "--lr", "1000",
+                       "--batch-size", "4", "--epochs", "1"])
+    assert status == 1
+    assert "\repoch 1/1 [" in stdout.getvalue()
+    assert stdout.getvalue().endswith("\n")
+
+
 def test_output_directory_must_exist(capsys, tmp_path, npz):
     status, _, err = run(capsys, "train", "--data", npz, "--save", tmp_path / "no" / "m.npz")
     assert_one_line_error(status, err, r"--save .*m\.npz: directory .*no does not exist")
     status, _, err = run(capsys, "train", "--data", npz, "--plot", tmp_path / "no" / "c.png")
     assert_one_line_error(status, err, r"--plot .*c\.png: directory .*no does not exist")
+
+
+def test_output_paths_are_checked_before_training(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "adir").mkdir()
+    for option, path, pattern in [
+            ("--save", tmp_path / "adir", r"--save .*adir: is a directory; give a file name "
+                                          r"in it$"),
+            ("--plot", tmp_path / "adir", r"--plot .*adir: is a directory; give a file name "
+                                          r"in it$"),
+            ("--plot", tmp_path / "curves.txt", r"--plot .*curves\.txt: no figure format \.txt; "
+                                                r"use one of .*\.pdf, .*\.png, .*\.svg.* \(no "
+                                                r"extension: \.png is added\)$"),
+            ("--save", npz, r"--save .*data\.npz: is the --data file too; give --save a file "
+                            r"of its own$")]:
+        status, out, err = run(capsys, "train", "--data", npz, option, path)
+        assert_one_line_error(status, err, r"^cnnext: error: " + pattern)
+        assert out == ""   # nothing trained
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "data.npz"]
+    assert list(np.load(npz)) == ["X", "y"]
+
+
+def test_plot_and_save_may_not_be_one_file(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    status, out, err = run(capsys, "train", "--data", npz, "--save", tmp_path / "run.png",
+                           "--plot", tmp_path / "run")   # --plot run writes run.png
+    assert_one_line_error(status, err, r"--plot .*run\.png: is the --save file too")
+    assert out == ""
+
+
+def test_plot_without_extension_writes_and_reports_png(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1,
+                           "--plot", tmp_path / "myplot")
+    assert status == 0, err
+    assert out.rstrip().endswith(f" | plot {tmp_path / 'myplot.png'}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz", "myplot.png"]
+    assert (tmp_path / "myplot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_in_another_format_and_matplotlib_left_as_found(capsys, tmp_path, npz):
+    matplotlib = pytest.importorskip("matplotlib")
+    backend = matplotlib.get_backend()
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1,
+                           "--plot", tmp_path / "curves.SVG")
+    assert status == 0, err
+    assert (tmp_path / "curves.SVG").read_text().lstrip().startswith("<?xml")
+    assert matplotlib.get_backend() == backend
+
+
+def test_plot_format_matplotlib_cannot_write_here(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    if any(shutil.which(tex) for tex in ("xelatex", "pdflatex", "lualatex")):
+        pytest.skip("LaTeX is installed: .pgf figures can be written")
+    status, out, err = run(capsys, "train", "--data", npz, "--plot", tmp_path / "c.pgf")
+    assert_one_line_error(status, err, r"--plot .*c\.pgf: matplotlib cannot write \.pgf "
+                                       r"figures here: RuntimeError: .*latex")
+    assert out == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any directory")
+def test_output_directory_must_be_writable(capsys, tmp_path, npz):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    status, out, err = run(capsys, "train", "--data", npz, "--save", locked / "m.npz")
+    assert_one_line_error(status, err, r"--save .*m\.npz: directory .*locked is not writable$")
 
 
 def test_test_needs_data(capsys, npz):
@@ -371,7 +583,7 @@ def test_missing_optional_dependency(capsys, monkeypatch, tmp_path, module, argv
 def test_unexpected_errors_are_one_line_too(capsys, monkeypatch, npz):
     def broken(*args, **kwargs):
         raise RuntimeError("kernel exploded")
-    monkeypatch.setattr(_cli, "course_model", broken)
+    monkeypatch.setattr(commands, "course_model", broken)
     status, _, err = run(capsys, "train", "--data", npz)
     assert_one_line_error(status, err, r"unexpected RuntimeError: kernel exploded \(set "
                                        r"CNNEXT_DEBUG=1 for the traceback\)")
@@ -394,3 +606,45 @@ def test_python_dash_m_cnnext_in_a_subprocess(tmp_path, npz):
     usage = cli("train", "--batch-size", "x")
     assert usage.returncode == 2
     assert usage.stderr.count("\n") == 1 and "Traceback" not in usage.stderr
+
+
+@pytest.mark.parametrize("contract", ["fraction", "count"])
+def test_training_accuracy_counts_the_batches_right_answers(capsys, monkeypatch, npz, contract):
+    """The epoch's training accuracy is the share of images classified right,
+    whether train_step gives a batch's accuracy as a fraction or as a count."""
+    counted = {"right": 0, "seen": 0}
+    real_step = nn.Sequential.train_step
+
+    def step(self, X, y, optimizer):
+        right = int((self.predict(X) == y).sum())  # before the update, as train_step
+        counted["right"] += right
+        counted["seen"] += len(y)
+        loss, _ = real_step(self, X, y, optimizer)
+        return loss, (right / len(y) if contract == "fraction" else right)
+    monkeypatch.setattr(nn.Sequential, "train_step", step)
+    status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--batch-size", 7)
+    assert status == 0, err
+    assert counted["seen"] == 48
+    shown = re.search(r"48/48  loss \d+\.\d{4}  acc +(\d+\.\d\d)%", out).group(1)
+    assert shown == f"{100 * counted['right'] / 48:.2f}"
+
+
+def test_predict_into_a_pipe_closed_early_stops_quietly(capsys, tmp_path, npz):
+    """`cnnext predict ... | head -1`: no error line, no traceback at exit."""
+    assert run(capsys, "train", "--data", npz, "--epochs", 1, "--save", tmp_path / "m.npz")[0] == 0
+    rows = np.random.default_rng(8).integers(0, 255, (20000, 8, 8, 1), dtype=np.uint8)
+    np.savez(tmp_path / "many.npz", X=rows)   # ~250 kB of output, beyond any pipe buffer
+    proc = subprocess.Popen([sys.executable, "-m", "cnnext", "predict", str(tmp_path / "m.npz"),
+                             str(tmp_path / "many.npz")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"index\tpredicted\n"
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert (proc.wait(), stderr) == (141, b"")
+
+
+def test_predict_with_a_directory_for_the_model(capsys, tmp_path, npz):
+    status, _, err = run(capsys, "predict", tmp_path, npz)
+    assert_one_line_error(status, err, rf"{re.escape(str(tmp_path))}: is a directory, not "
+                                       rf"a model file$")
+
