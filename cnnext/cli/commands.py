@@ -1,5 +1,4 @@
 """The two commands: ``cnnext train`` and ``cnnext predict``."""
-import numbers
 import os
 import time
 
@@ -35,14 +34,8 @@ def _cosine_lr(lr, epoch, n_epochs):
 
 
 def _n_correct(accuracy, n):
-    """How many of the ``n`` images of a batch ``Sequential.train_step`` got right.
-
-    train_step returns the batch's accuracy as a fraction in [0, 1]; an
-    integer is the count the nn of cnnext 0.1 returned (kept until both
-    branches have merged).
-    """
-    if isinstance(accuracy, numbers.Integral):
-        return int(accuracy)
+    """How many of the ``n`` images of a batch ``Sequential.train_step`` got
+    right, from the batch's accuracy it returns (a fraction in [0, 1])."""
     return int(round(accuracy * n))
 
 
