@@ -7,36 +7,9 @@ import pytest
 
 import cnnext
 from cnnext import nn
+from reference import ref_conv_forward, ref_pool_forward
 
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
-
-
-# ---- plain, obviously-correct references ---------------------------------
-
-def ref_conv(A, W, b, stride, pad):
-    Ap = np.pad(A, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    m, H, Wd, _ = Ap.shape
-    f, _, _, n_C = W.shape
-    n_H, n_W = (H - f) // stride + 1, (Wd - f) // stride + 1
-    Z = np.zeros((m, n_H, n_W, n_C))
-    for i in range(m):
-        for h in range(n_H):
-            for w in range(n_W):
-                window = Ap[i, h * stride:h * stride + f, w * stride:w * stride + f, :]
-                for c in range(n_C):
-                    Z[i, h, w, c] = np.sum(window * W[..., c]) + b[0, 0, 0, c]
-    return Z
-
-
-def ref_pool(A, f, stride, op):
-    m, H, Wd, C = A.shape
-    n_H, n_W = (H - f) // stride + 1, (Wd - f) // stride + 1
-    out = np.zeros((m, n_H, n_W, C))
-    for h in range(n_H):
-        for w in range(n_W):
-            window = A[:, h * stride:h * stride + f, w * stride:w * stride + f, :]
-            out[:, h, w, :] = op(window, axis=(1, 2))
-    return out
 
 
 def small_model(dtype="float64", seed=0, n_classes=3):
@@ -59,8 +32,8 @@ def test_conv2d_forward_matches_reference(dtype, stride, pad):
     Z = conv.forward(X)
     assert Z.dtype == dtype
     assert Z.shape == (2,) + conv.output_shape
-    expected = ref_conv(X.astype(np.float64), conv.params["W"].astype(np.float64),
-                        conv.params["b"].astype(np.float64), stride, pad)
+    expected = ref_conv_forward(X, conv.params["W"], conv.params["b"],
+                                {"stride": stride, "pad": pad})
     np.testing.assert_allclose(Z, expected, **TOL[dtype])
 
 
@@ -91,15 +64,16 @@ def test_layers_call_cnnext_kernels_and_keep_their_caches(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("cls,op,f,stride", [
-    (nn.MaxPool2D, np.max, 2, 2), (nn.MaxPool2D, np.max, 3, 1),
-    (nn.AvgPool2D, np.mean, 2, 2), (nn.AvgPool2D, np.mean, 3, 2)])
-def test_pool_layers_match_reference(dtype, cls, op, f, stride):
+@pytest.mark.parametrize("cls,mode,f,stride", [
+    (nn.MaxPool2D, "max", 2, 2), (nn.MaxPool2D, "max", 3, 1),
+    (nn.AvgPool2D, "average", 2, 2), (nn.AvgPool2D, "average", 3, 2)])
+def test_pool_layers_match_reference(dtype, cls, mode, f, stride):
     X = np.random.default_rng(2).standard_normal((3, 7, 7, 4)).astype(dtype)
     layer = cls(f, stride).build((7, 7, 4), dtype=dtype)
     out = layer.forward(X)
     assert out.dtype == dtype and out.shape == (3,) + layer.output_shape
-    np.testing.assert_allclose(out, ref_pool(X.astype(np.float64), f, stride, op), **TOL[dtype])
+    np.testing.assert_allclose(out, ref_pool_forward(X, {"f": f, "stride": stride}, mode),
+                               **TOL[dtype])
 
 
 def test_pool_stride_defaults_to_window():

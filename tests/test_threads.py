@@ -302,3 +302,38 @@ def test_threadpoolctl_blas_limit_caps_cnnext_threads():
         assert _slices_used(lambda: cnnext.conv_forward(A, W, b, hp)) == 1
     finally:
         cnnext.set_num_threads(before)
+
+
+def test_threads_context_manager_sets_and_restores():
+    before = cnnext.get_num_threads()
+    with cnnext.threads(1):
+        assert cnnext.get_num_threads() == 1
+        with cnnext.threads(3):
+            assert cnnext.get_num_threads() == 3
+        assert cnnext.get_num_threads() == 1
+    assert cnnext.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with cnnext.threads(2):
+            raise RuntimeError("inside")
+    assert cnnext.get_num_threads() == before
+
+
+def test_threads_context_manager_validates_before_changing_anything():
+    before = cnnext.get_num_threads()
+    with pytest.raises(ValueError, match="num_threads must be >= 1; got 0"):
+        with cnnext.threads(0):
+            pass
+    with pytest.raises(TypeError, match="num_threads must be an integer; got float 2.0"):
+        with cnnext.threads(2.0):
+            pass
+    assert cnnext.get_num_threads() == before
+
+
+def test_threads_context_manager_results_identical():
+    rng = np.random.default_rng(5)
+    A, W, b = rng.standard_normal((8, 20, 20, 3)), rng.standard_normal((3, 3, 3, 8)), np.zeros((1, 1, 1, 8))
+    with cnnext.threads(1):
+        one = cnnext.conv_forward(A, W, b, {"stride": 1, "pad": 1})[0]
+    with cnnext.threads(2):
+        two = cnnext.conv_forward(A, W, b, {"stride": 1, "pad": 1})[0]
+    np.testing.assert_array_equal(one, two)
