@@ -28,7 +28,7 @@ except ImportError as exc:  # the source tree, not an installed build
         f"(python -m puts the current one first on sys.path), use the 'cnnext' "
         f"command, or build in place with 'python setup.py build_ext --inplace'."
     ) from None
-from ._geometry import conv_output_size, pool_output_size
+from ._geometry import conv_output_hw, pool_output_hw
 from ._parallel import for_batch, get_num_threads, set_num_threads
 from ._threads import threads
 from ._version import __version__
@@ -185,8 +185,7 @@ def _conv_geometry(A_prev, W, b, hparameters):
         raise ValueError(f"the filter (f={f}) is larger than the padded input: "
                          f"n_H_prev + 2*pad = {H + 2 * pad}, n_W_prev + 2*pad = "
                          f"{Wd + 2 * pad}")
-    n_H = conv_output_size(H, f, pad, stride)
-    n_W = conv_output_size(Wd, f, pad, stride)
+    n_H, n_W = conv_output_hw(H, Wd, f, pad, stride)
     return A, W, b, stride, pad, (m, n_H, n_W, n_C)
 
 
@@ -201,8 +200,8 @@ def _pool_geometry(A_prev, hparameters):
     if f > H or f > Wd:
         raise ValueError(f"the pooling window (f={f}) is larger than the input: "
                          f"n_H_prev = {H}, n_W_prev = {Wd}")
-    return A, f, stride, (m, pool_output_size(H, f, stride),
-                          pool_output_size(Wd, f, stride), C)
+    n_H, n_W = pool_output_hw(H, Wd, f, stride)
+    return A, f, stride, (m, n_H, n_W, C)
 
 
 # --------------------------------------------------------------------------
