@@ -218,6 +218,14 @@ def test_conv_forward_and_backward_inside_map_blocks(client, ref, assert_close):
 # Thread cap
 # --------------------------------------------------------------------------
 
+def _has(module):
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 def _cap_property_holds(workers, caps, cpus):
     for host in {info["host"] for info in workers.values()}:
         on_host = [a for a, info in workers.items() if info["host"] == host]
@@ -270,14 +278,6 @@ def test_cap_worker_threads_applies_the_cap_inside_workers(client):
                     if lib["user_api"] == "blas"]
         for counts in client.run(blas_threads).values():
             assert counts and set(counts) == {expected}
-
-
-def _has(module):
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
 
 
 def test_predict_proba_dask_caps_the_default_client(client):
