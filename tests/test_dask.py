@@ -258,6 +258,14 @@ def test_threads_per_task_never_oversubscribes_a_host(layout, cpus):
         assert all((caps[a] + 1) * task_threads > cpus for a in on_host)
 
 
+def test_threads_per_task_counts_tasks_per_worker_when_given():
+    workers = {"a": {"host": "h", "nthreads": 4}, "b": {"host": "h", "nthreads": 4}}
+    cpus = {"a": 8, "b": 8}
+    assert _dask.threads_per_task(workers, cpus) == {"a": 1, "b": 1}
+    # One task per worker at a time (the trainer's actors): 2 tasks share 8 CPUs.
+    assert _dask.threads_per_task(workers, cpus, tasks_per_worker=1) == {"a": 4, "b": 4}
+
+
 def test_cap_worker_threads_applies_the_cap_inside_workers(client):
     caps = _dask.cap_worker_threads(client)
     workers = client.scheduler_info(n_workers=-1)["workers"]
@@ -267,7 +275,8 @@ def test_cap_worker_threads_applies_the_cap_inside_workers(client):
     # Two single-threaded workers on this host share its CPUs.
     expected = max(1, available_cpus() // 2)
     assert set(caps.values()) == {expected}
-    # Tasks see the cap: cnnext's own threads, and BLAS where threadpoolctl is.
+    # Tasks see the cap: cnnext's own threads, and BLAS where threadpoolctl
+    # is (held at one thread by default, at the cap with blas_threads=None).
     futures = [client.submit(cnnext.get_num_threads, workers=[a], pure=False)
                for a in sorted(workers)]
     assert client.gather(futures) == [expected, expected]
@@ -277,7 +286,13 @@ def test_cap_worker_threads_applies_the_cap_inside_workers(client):
             return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
                     if lib["user_api"] == "blas"]
         for counts in client.run(blas_threads).values():
-            assert counts and set(counts) == {expected}
+            assert counts and set(counts) == {1}
+        _dask.cap_worker_threads(client, blas_threads=None)
+        for counts in client.run(blas_threads).values():
+            assert set(counts) == {expected}
+        _dask.cap_worker_threads(client)
+    with pytest.raises(ValueError, match=r"blas_threads must be >= 1; got 0"):
+        _dask.cap_worker_threads(client, blas_threads=0)
 
 
 def test_predict_proba_dask_caps_the_default_client(client):
@@ -450,6 +465,8 @@ def test_training_errors_name_the_argument(client):
             trainer.train_step([0, 1], flip_some, [np.zeros(3)])
         with pytest.raises(TypeError, match=r"transform must be callable; got str"):
             trainer.train_step([0, 1], "flip")
+    with pytest.raises(RuntimeError, match=r"the trainer is closed"):
+        trainer.train_step([0, 1])
     with pytest.raises(ValueError, match=r"batch_size must be >= 1; got 0"):
         _dask.train_data_parallel(model, X, y, nn.SGD(), client, batch_size=0)
     with pytest.raises(ValueError, match=r"draw needs a transform"):
