@@ -491,6 +491,10 @@ def test_an_error_during_an_epoch_starts_on_its_own_line_on_a_terminal(capsys, m
 def test_output_directory_must_exist(capsys, tmp_path, npz):
     status, _, err = run(capsys, "train", "--data", npz, "--save", tmp_path / "no" / "m.npz")
     assert_one_line_error(status, err, r"--save .*m\.npz: directory .*no does not exist")
+
+
+def test_plot_directory_must_exist(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
     status, _, err = run(capsys, "train", "--data", npz, "--plot", tmp_path / "no" / "c.png")
     assert_one_line_error(status, err, r"--plot .*c\.png: directory .*no does not exist")
 
