@@ -86,6 +86,20 @@ def test_predict_dask_matches_in_memory_predict(client):
     np.testing.assert_array_equal(labels.compute(), model.predict(X))
 
 
+def test_model_predict_takes_a_dask_array_and_returns_one(client):
+    # Sequential.predict / predict_proba hand a dask array to this module and
+    # give back a dask array with the in-memory results.
+    model = small_model()
+    X = small_data()[0]
+    Xd = da.from_array(X, chunks=7)
+    P, classes = model.predict_proba(Xd), model.predict(Xd)
+    assert isinstance(P, da.Array) and isinstance(classes, da.Array)
+    assert P.chunks[0] == Xd.chunks[0]
+    # Blocks of 7 examples: the dense layer's GEMM may round differently.
+    np.testing.assert_allclose(P.compute(), model.predict_proba(X), rtol=1e-12)
+    np.testing.assert_array_equal(classes.compute(), model.predict(X))
+
+
 def test_predict_proba_dask_on_the_local_scheduler(ref, assert_close):
     # No distributed client: Dask's own schedulers run the blocks in this process.
     model = small_model(np.float64)

@@ -13,6 +13,7 @@ Dense(n_out=3, init='glorot')            -> (3,)  params=15
 """
 import numpy as np
 
+from .. import _dask
 from . import serialization
 from ._checks import check_dtype, describe_batch
 from .layers import Layer
@@ -199,13 +200,18 @@ class Sequential:
 
         Parameters
         ----------
-        X : array_like, shape (m,) + input_shape
+        X : array_like or dask array, shape (m,) + input_shape
+            A dask array chunked along the batch axis is predicted block by
+            block on the Dask cluster (see :mod:`cnnext._dask`); the result is
+            then a dask array too.
         batch_size : int, default 256
 
         Returns
         -------
-        proba : ndarray, shape (m, n_classes)
+        proba : ndarray (or dask array), shape (m, n_classes)
         """
+        if _dask.is_dask_array(X):
+            return _dask.predict_proba_dask(self, X, batch_size)
         X = self._as_input(X)
         out = []
         for i in range(0, X.shape[0], batch_size):
@@ -221,13 +227,16 @@ class Sequential:
 
         Parameters
         ----------
-        X : array_like, shape (m,) + input_shape
+        X : array_like or dask array, shape (m,) + input_shape
+            A dask array gives a dask array, as :meth:`predict_proba`.
         batch_size : int, default 256
 
         Returns
         -------
-        classes : ndarray of int, shape (m,)
+        classes : ndarray (or dask array) of int, shape (m,)
         """
+        if _dask.is_dask_array(X):
+            return _dask.predict_dask(self, X, batch_size)
         return self.predict_proba(X, batch_size).argmax(axis=1)
 
     def evaluate(self, X, y, batch_size=256):
