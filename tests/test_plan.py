@@ -57,7 +57,7 @@ def test_a_batch_of_one_is_cut_over_every_thread():
     assert 48 <= plan_conv_forward(*RESNET, threads=64).parts <= 56
     # The weight gradient: as many parts as threads, up to its fixed blocks.
     n_blocks = len(plan_conv_backward(*RESNET, threads=1).reduction_bounds) - 1
-    assert n_blocks >= 8
+    assert n_blocks >= 4
     for threads in (1, 2, 16, 64):
         assert plan_conv_backward(*RESNET, threads=threads).parts == min(threads, n_blocks)
 
