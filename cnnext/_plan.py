@@ -62,10 +62,13 @@ DIRECT_FORWARD_MAX_CHANNELS = 64
 # 8 channels: 1.75x in float32, 1.2-1.4x in float64); at 16 it goes slower
 # (0.8x in float32), and on LeNet's 32 (0.6x).
 PLANAR_MAX_OUTPUTS = 8
-# 1x1 filters at pad 0 go to GEMM once both channel counts reach this
-# (EPYC Zen 5, 1 thread, (8, 28, 28, C) float32, C -> C: GEMM on the
-# unstrided view beats the direct tiles from 16 channels up).
-GEMM1X1_MIN_CHANNELS = 16
+# 1x1 filters at pad 0 go to GEMM on the pixel rows where im2row would run
+# them: EPYC Zen 5, 1 thread, (8, 28, 28, C) float32, loaded machine, the
+# direct forward still wins up to 64 channels (C = 16: 59 us vs GEMM 100;
+# 64: 612 vs 1280) and the transposed backward about ties (64 -> 64: 1.3 ms
+# vs 1.5) or wins (64 -> 128: 2.3 vs 3.2); at 128 -> 128 GEMM on the view
+# ties im2row (2.7 vs 2.5-2.8 ms forward, 5.7 vs 5.6 backward) with no
+# im2row copy.
 
 # Multiply-adds below which one more thread costs more than it saves (the
 # hand-over to a worker costs tens of microseconds).
@@ -169,16 +172,12 @@ def backward_path_fits(path, C, f, stride, pad):
 
 
 def _natural_forward(C, n_C, f, stride, pad):
-    if f == 1 and pad == 0 and min(C, n_C) >= GEMM1X1_MIN_CHANNELS:
-        return "gemm1x1"
     if not _direct_suits(C, n_C, forward=True):
-        return "im2row"
+        return "gemm1x1" if f == 1 and pad == 0 else "im2row"
     return "planar" if stride == 1 and n_C <= PLANAR_MAX_OUTPUTS else "direct"
 
 
 def _natural_backward(C, n_C, f, stride, pad):
-    if f == 1 and pad == 0 and min(C, n_C) >= GEMM1X1_MIN_CHANNELS:
-        return "gemm1x1"
     # The input gradient is itself a stride-1 convolution (n_C -> C), and
     # one the direct forward runs well where it would run that layer.
     if stride == 1 and pad < f and _direct_suits(n_C, C, forward=True):
@@ -187,7 +186,7 @@ def _natural_backward(C, n_C, f, stride, pad):
         return "windows"
     if _direct_suits(C, n_C, forward=True):
         return "rows"
-    return "im2row"
+    return "gemm1x1" if f == 1 and pad == 0 else "im2row"
 
 
 def _chosen(kind, forced, fits, natural, C, f, stride, pad):

@@ -28,7 +28,9 @@ RESNET = ((1, 56, 56, 64), (3, 3, 64, 64), 1, 1)
     (((8, 32, 32, 3), (5, 5, 3, 16), 2, 2), "direct", "windows"),
     (((8, 32, 32, 32), (3, 3, 32, 32), 2, 1), "direct", "rows"),
     (((8, 32, 32, 128), (3, 3, 128, 128), 1, 1), "im2row", "im2row"),
-    (((8, 32, 32, 2), (1, 1, 2, 4), 1, 0), "planar", "transposed"),  # 1x1, too few channels
+    (((8, 32, 32, 2), (1, 1, 2, 4), 1, 0), "planar", "transposed"),  # 1x1, few channels
+    (((8, 28, 28, 64), (1, 1, 64, 64), 1, 0), "direct", "transposed"),  # the tiles still win
+    (((8, 28, 28, 128), (1, 1, 128, 128), 1, 1), "im2row", "im2row"),  # padded: no GEMM view
 ])
 def test_natural_paths(layer, forward, backward):
     A_shape, W_shape, stride, pad = layer
