@@ -155,7 +155,7 @@ def forward_path_fits(path, C, f, stride, pad):
         return f"it needs a 1x1 filter and pad 0 (got f={f}, pad={pad})"
     if path == "planar" and stride != 1:
         return f"it needs stride 1 (got {stride})"
-    if path in ("planar", "direct") and C < 1:
+    if path in ("gemm1x1", "planar", "direct") and C < 1:
         return "it needs at least one input channel"
     return ""
 
@@ -166,27 +166,27 @@ def backward_path_fits(path, C, f, stride, pad):
         return f"it needs a 1x1 filter and pad 0 (got f={f}, pad={pad})"
     if path == "transposed" and (stride != 1 or pad >= f):
         return f"it needs stride 1 and pad < f (got stride={stride}, pad={pad}, f={f})"
-    if path in ("transposed", "windows", "rows") and C < 1:
+    if path in ("gemm1x1", "transposed", "windows", "rows") and C < 1:
         return "it needs at least one input channel"
     return ""
 
 
 def _natural_forward(C, n_C, f, stride, pad):
     if not _direct_suits(C, n_C, forward=True):
-        return "gemm1x1" if f == 1 and pad == 0 else "im2row"
+        return "gemm1x1" if f == 1 and pad == 0 and C >= 1 else "im2row"
     return "planar" if stride == 1 and n_C <= PLANAR_MAX_OUTPUTS else "direct"
 
 
 def _natural_backward(C, n_C, f, stride, pad):
     # The input gradient is itself a stride-1 convolution (n_C -> C), and
     # one the direct forward runs well where it would run that layer.
-    if stride == 1 and pad < f and _direct_suits(n_C, C, forward=True):
+    if stride == 1 and pad < f and C >= 1 and _direct_suits(n_C, C, forward=True):
         return "transposed"
     if _direct_suits(C, n_C, forward=False):
         return "windows"
     if _direct_suits(C, n_C, forward=True):
         return "rows"
-    return "gemm1x1" if f == 1 and pad == 0 else "im2row"
+    return "gemm1x1" if f == 1 and pad == 0 and C >= 1 else "im2row"
 
 
 def _chosen(kind, forced, fits, natural, C, f, stride, pad):

@@ -93,6 +93,13 @@ def test_reduction_blocks_depend_on_the_problem_not_the_threads(layer):
         assert all(r % n_H == 0 for r in bounds)
 
 
+def test_layers_without_input_channels_run_on_im2row():
+    # Zero channels: Z is the bias. The tiles and the GEMM view need a channel.
+    assert plan_conv_forward((2, 5, 5, 0), (1, 1, 0, 3), 1, 0, threads=2).path == "im2row"
+    assert plan_conv_backward((2, 5, 5, 0), (1, 1, 0, 3), 1, 0, threads=2).path == "im2row"
+    assert plan_conv_forward((2, 5, 5, 0), (3, 3, 0, 3), 1, 1, threads=2).path == "im2row"
+
+
 def test_empty_layers_plan_nothing():
     assert plan_conv_forward((0, 5, 5, 3), (3, 3, 3, 2), 1, 1, threads=2).path == "empty"
     assert plan_conv_backward((1, 5, 5, 3), (3, 3, 3, 0), 1, 1, threads=2).path == "empty"
