@@ -5,30 +5,33 @@ C-contiguous NHWC of one floating dtype; ``W2`` is the filter bank seen as a
 (f*f*n_C_prev, n_C) matrix, whose row order (di, dj, c) is the order in which
 a window is laid out.
 
-Two ways, picked by the layer's shape (_use_direct, conv_backward):
+The drivers run a plan made by ``_plan.py``, which picks the kernel and
+says how the work is cut; they decide nothing. The kernels:
 
 - direct: the register-tiled kernels of ``_conv_direct.h`` read the windows
-  in place. The forward runs every layer with up to 64 channels in and out;
-  at stride 1 with at most 8 output channels its tiles are vectors of output
-  pixels over a planar copy of each image, otherwise vectors of output
-  channels. The backward's weight gradient has tiles of its own; its input
-  gradient is, at stride 1, the forward convolution of dZ with flipped
-  filters; for few input channels each window's gradient is added onto dA
-  in place; else it is one GEMM per chunk of output pixels, scattered back
-  by row2im.
-- im2row (wider layers): one row of the im2row matrix holds the
-  f*f*n_C_prev inputs that one output pixel sees; a chunk of rows times
-  ``W2`` is then one GEMM at BLAS speed, and row2im scatters the backward's
-  rows back. Chunks bound the scratch memory whatever the batch size.
+  in place, vectors of output channels ("direct") or, at stride 1, of output
+  pixels over a planar copy of each image ("planar"). The backward's weight
+  gradient has tiles of its own; its input gradient is, at stride 1, the
+  forward convolution of dZ with flipped filters ("transposed"); else each
+  window's gradient is added onto dA in place ("windows"), or one GEMM per
+  chunk of output pixels is scattered back by row2im ("rows").
+- im2row: one row of the im2row matrix holds the f*f*n_C_prev inputs that
+  one output pixel sees; a chunk of rows times ``W2`` is then one GEMM at
+  BLAS speed, and row2im scatters the backward's rows back. Chunks bound the
+  scratch memory whatever the batch size.
+- gemm1x1: a 1x1 filter at pad 0 needs no im2row matrix at stride 1, where
+  A is already the (m*H*W, C) matrix of its rows.
 
 Both split their work over cnnext's threads (``_parallel.py``).
 """
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
+import threading
+
 import numpy as np
 
-from ._parallel import for_slices
+from ._parallel import _blas_single_threaded, run_parts
 
 cdef extern from "_conv_direct.h" nogil:
     enum:
@@ -56,30 +59,30 @@ cdef extern from "_conv_direct.h" nogil:
                                Py_ssize_t y0, Py_ssize_t n_W, double* z)
     void cnx_conv_planar_image_f(const float* a, Py_ssize_t Hp, Py_ssize_t Wq,
                                  Py_ssize_t C, const float* w, const float* bias,
-                                 Py_ssize_t f, Py_ssize_t nC, Py_ssize_t n_H,
-                                 Py_ssize_t n_W, float* z)
+                                 Py_ssize_t f, Py_ssize_t nC, Py_ssize_t h0,
+                                 Py_ssize_t h1, Py_ssize_t n_W, float* z)
     void cnx_conv_planar_image_d(const double* a, Py_ssize_t Hp, Py_ssize_t Wq,
                                  Py_ssize_t C, const double* w, const double* bias,
-                                 Py_ssize_t f, Py_ssize_t nC, Py_ssize_t n_H,
-                                 Py_ssize_t n_W, double* z)
+                                 Py_ssize_t f, Py_ssize_t nC, Py_ssize_t h0,
+                                 Py_ssize_t h1, Py_ssize_t n_W, double* z)
     void cnx_planar_pad_f(const float* a, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
                           Py_ssize_t pad, Py_ssize_t Hp, Py_ssize_t Wq, float* out)
     void cnx_planar_pad_d(const double* a, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
                           Py_ssize_t pad, Py_ssize_t Hp, Py_ssize_t Wq, double* out)
     void cnx_conv_weight_grad_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
-                                const float* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                const float* dz, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t n_W,
                                 Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
                                 float* dw)
     void cnx_conv_weight_grad_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
-                                const double* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                const double* dz, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t n_W,
                                 Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
                                 double* dw)
     void cnx_conv_weight_grad_half_f(const float* a, Py_ssize_t Wp, Py_ssize_t C,
-                                     const float* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                     const float* dz, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t n_W,
                                      Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
                                      float* dw)
     void cnx_conv_weight_grad_half_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
-                                     const double* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                     const double* dz, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t n_W,
                                      Py_ssize_t nC_pad, Py_ssize_t f, Py_ssize_t stride,
                                      double* dw)
     void cnx_conv_input_grad_row_f(float* da, Py_ssize_t Wp, Py_ssize_t C,
@@ -90,23 +93,6 @@ cdef extern from "_conv_direct.h" nogil:
                                    const double* dz, const double* wt, Py_ssize_t f,
                                    Py_ssize_t nC, Py_ssize_t K_pad, Py_ssize_t stride,
                                    Py_ssize_t n_W, double* dcol)
-
-# Where the direct kernels beat im2row + GEMM. Measured on one thread, 3x3
-# filters: the window-by-window input gradient wins up to 4 input channels,
-# and up to 8 when there are at most 16 output channels (im2row rows are then
-# too short for BLAS). The register-tiled forward and weight gradient win
-# 1.1-2x on layers up to 64 channels in and out, strided ones included, at
-# 1 and 2 threads (ResNet's 64 -> 64 about even on one thread); at 64 -> 128
-# BLAS wins on one thread.
-DIRECT_MAX_CHANNELS = 4
-DIRECT_MAX_CHANNELS_FEW_OUTPUTS = 8
-DIRECT_FEW_OUTPUTS = 16
-DIRECT_FORWARD_MAX_CHANNELS = 64
-# Up to 8 output channels a direct forward at stride 1 goes faster in
-# vectors of output pixels than of channels (1 thread, 3x3 and 4x4 filters,
-# 8 channels: 1.75x in float32, 1.2-1.4x in float64); at 16 it goes slower
-# (0.8x in float32), and on LeNet's 32 (0.6x).
-PLANAR_MAX_OUTPUTS = 8
 
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache
 # between the copy and the GEMM that reads them.
@@ -179,23 +165,33 @@ def _chunk_rows(Py_ssize_t n_rows, Py_ssize_t row_len, Py_ssize_t itemsize):
     return max(1, min(n_rows, CHUNK_BYTES // per_row))
 
 
-cdef const floating* _padded_image(const floating[:, :, ::1] image, Py_ssize_t pad,
-                                   floating[::1] scratch) noexcept nogil:
-    """The image with ``pad`` zeros around it: ``scratch``, whose border is
-    zero already, with the image copied into its interior (the image itself
-    when pad is 0)."""
-    cdef Py_ssize_t y, H = image.shape[0], Wd = image.shape[1], C = image.shape[2]
+cdef inline void _band_input_rows(Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t f,
+                                  Py_ssize_t stride, Py_ssize_t pad, Py_ssize_t H,
+                                  Py_ssize_t* y_lo, Py_ssize_t* y_hi) noexcept nogil:
+    """The rows [y_lo, y_hi) of an image that output rows h0 .. h1 - 1 read."""
+    y_lo[0] = min(max(h0 * stride - pad, 0), H)
+    y_hi[0] = max(min((h1 - 1) * stride - pad + f, H), y_lo[0])
+
+
+cdef const floating* _padded_rows(const floating[:, :, ::1] image, Py_ssize_t pad,
+                                  Py_ssize_t y_lo, Py_ssize_t y_hi,
+                                  floating[::1] scratch) noexcept nogil:
+    """The image with ``pad`` zeros around it, where rows y_lo .. y_hi - 1
+    are all that will be read: ``scratch``, whose border is zero already,
+    with those rows copied into its interior (the image itself when pad is
+    0). Rows of an earlier image left in scratch are never read."""
+    cdef Py_ssize_t y, Wd = image.shape[1], C = image.shape[2]
     cdef Py_ssize_t Wp = Wd + 2 * pad
     if pad == 0:
         return &image[0, 0, 0]
-    for y in range(H):
+    for y in range(y_lo, y_hi):
         memcpy(&scratch[((y + pad) * Wp + pad) * C], &image[y, 0, 0],
                Wd * C * sizeof(floating))
     return &scratch[0]
 
 
 def _padding_scratch(Py_ssize_t H, Py_ssize_t Wd, Py_ssize_t C, Py_ssize_t pad, dtype):
-    """Zeros for one padded H x Wd x C image, for _padded_image (one element
+    """Zeros for one padded H x Wd x C image, for _padded_rows (one element
     when pad is 0: the image is then read in place)."""
     return np.zeros((H + 2 * pad) * (Wd + 2 * pad) * C if pad else 1, dtype=dtype)
 
@@ -203,23 +199,28 @@ def _padding_scratch(Py_ssize_t H, Py_ssize_t Wd, Py_ssize_t C, Py_ssize_t pad, 
 def _conv_forward_direct(const floating[:, :, :, ::1] A,
                          const floating[:, ::1] W_pad, const floating[::1] bias_pad,
                          floating[:, :, :, ::1] Z, Py_ssize_t f, Py_ssize_t stride,
-                         Py_ssize_t pad, bint half):
-    """Z = conv(A, W) + b, reading windows in place (see _conv_direct.h).
+                         Py_ssize_t pad, bint half, Py_ssize_t r0, Py_ssize_t r1):
+    """Output rows r0 .. r1 - 1 of the batch (flat over m * n_H) of
+    Z = conv(A, W) + b, reading windows in place (see _conv_direct.h).
 
-    Each image is padded into a scratch image just before its rows are
-    computed, while it is in cache. ``half`` picks the kernel with
-    half-width vectors, for few output channels.
+    The input rows of each image's band are padded into a scratch image just
+    before they are read, while they are in cache. ``half`` picks the kernel
+    with half-width vectors, for few output channels.
     """
-    cdef Py_ssize_t i, h, C = A.shape[3], Wp = A.shape[2] + 2 * pad
+    cdef Py_ssize_t i, h, h0, h1, y_lo, y_hi, H = A.shape[1], C = A.shape[3]
+    cdef Py_ssize_t Wp = A.shape[2] + 2 * pad
     cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2], nC = Z.shape[3]
     cdef Py_ssize_t nC_pad = W_pad.shape[1]
     cdef floating[::1] scratch = _padding_scratch(
-        A.shape[1], A.shape[2], C, pad, np.float32 if floating is float else np.float64)
+        H, A.shape[2], C, pad, np.float32 if floating is float else np.float64)
     cdef const floating* a
     with nogil:
-        for i in range(Z.shape[0]):
-            a = _padded_image(A[i], pad, scratch)
-            for h in range(n_H):
+        for i in range(r0 // n_H, (r1 - 1) // n_H + 1):
+            h0 = max(r0 - i * n_H, 0)
+            h1 = min(r1 - i * n_H, n_H)
+            _band_input_rows(h0, h1, f, stride, pad, H, &y_lo, &y_hi)
+            a = _padded_rows(A[i], pad, y_lo, y_hi, scratch)
+            for h in range(h0, h1):
                 if floating is float:
                     if half:
                         cnx_conv_direct_row_half_f(
@@ -242,27 +243,37 @@ def _conv_forward_direct(const floating[:, :, :, ::1] A,
 
 def _conv_forward_planar(const floating[:, :, :, ::1] A, const floating[:, ::1] W2,
                          const floating[::1] bias, floating[:, :, :, ::1] Z,
-                         Py_ssize_t f, Py_ssize_t pad):
-    """Z = conv(A, W) + b at stride 1, vectorised over output pixels (see
-    _conv_direct.h): each image is padded into a planar scratch, then read
-    in place."""
-    cdef Py_ssize_t i, H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
+                         Py_ssize_t f, Py_ssize_t pad, Py_ssize_t r0, Py_ssize_t r1):
+    """Output rows r0 .. r1 - 1 of the batch (flat over m * n_H) of
+    Z = conv(A, W) + b at stride 1, vectorised over output pixels (see
+    _conv_direct.h): the input rows of each image's band are padded into a
+    planar scratch, then read in place."""
+    cdef Py_ssize_t i, h0, h1, y_lo, y_hi, H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
     cdef Py_ssize_t n_H = Z.shape[1], n_W = Z.shape[2], nC = Z.shape[3]
     cdef Py_ssize_t Hp = H + 2 * pad
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t Wq = _round_up(n_W, _vector_lanes(dtype)) + f - 1
-    # Zeroed once: every image rewrites only the interior.
+    # Zeroed once: every band rewrites only the interior rows it reads.
     cdef floating[::1] planar = np.zeros(C * Hp * Wq, dtype=dtype)
     with nogil:
-        for i in range(Z.shape[0]):
+        for i in range(r0 // n_H, (r1 - 1) // n_H + 1):
+            h0 = max(r0 - i * n_H, 0)
+            h1 = min(r1 - i * n_H, n_H)
+            _band_input_rows(h0, h1, f, 1, pad, H, &y_lo, &y_hi)
+            if y_hi > y_lo:
+                # Rows y_lo.. of the image into rows pad + y_lo.. of each plane.
+                if floating is float:
+                    cnx_planar_pad_f(&A[i, y_lo, 0, 0], y_hi - y_lo, Wd, C, pad, Hp, Wq,
+                                     &planar[y_lo * Wq])
+                else:
+                    cnx_planar_pad_d(&A[i, y_lo, 0, 0], y_hi - y_lo, Wd, C, pad, Hp, Wq,
+                                     &planar[y_lo * Wq])
             if floating is float:
-                cnx_planar_pad_f(&A[i, 0, 0, 0], H, Wd, C, pad, Hp, Wq, &planar[0])
                 cnx_conv_planar_image_f(&planar[0], Hp, Wq, C, &W2[0, 0], &bias[0], f,
-                                        nC, n_H, n_W, &Z[i, 0, 0, 0])
+                                        nC, h0, h1, n_W, &Z[i, 0, 0, 0])
             else:
-                cnx_planar_pad_d(&A[i, 0, 0, 0], H, Wd, C, pad, Hp, Wq, &planar[0])
                 cnx_conv_planar_image_d(&planar[0], Hp, Wq, C, &W2[0, 0], &bias[0], f,
-                                        nC, n_H, n_W, &Z[i, 0, 0, 0])
+                                        nC, h0, h1, n_W, &Z[i, 0, 0, 0])
 
 
 def _conv_input_grad_direct(floating[:, :, :, ::1] dA_pad,
@@ -288,52 +299,48 @@ def _conv_input_grad_direct(floating[:, :, :, ::1] dA_pad,
 
 
 def _conv_weight_grad_direct(const floating[:, :, :, ::1] A,
-                             const floating[:, :, :, ::1] dZ_pad,
+                             const floating[:, :, :, ::1] dZ,
                              floating[:, ::1] dW_acc, Py_ssize_t f, Py_ssize_t stride,
-                             Py_ssize_t pad, bint half):
-    """dW_acc += weight gradient of these images (see _conv_direct.h), each
-    image padded into a scratch image just before its tiles read it."""
-    cdef Py_ssize_t i, C = A.shape[3], Wp = A.shape[2] + 2 * pad
-    cdef Py_ssize_t n_H = dZ_pad.shape[1], n_W = dZ_pad.shape[2]
-    cdef Py_ssize_t nC_pad = dZ_pad.shape[3]
-    cdef floating[::1] scratch = _padding_scratch(
-        A.shape[1], A.shape[2], C, pad, np.float32 if floating is float else np.float64)
+                             Py_ssize_t pad, bint half, Py_ssize_t r0, Py_ssize_t r1,
+                             floating[::1] scratch, floating[:, :, ::1] dz_pad):
+    """dW_acc += weight gradient of output rows r0 .. r1 - 1 of the batch
+    (flat over m * n_H; see _conv_direct.h). Each image's band is padded
+    just before its tiles read it: its input rows into ``scratch`` (from
+    _padding_scratch), and, when dW_acc's channels are padded, its dZ rows
+    into ``dz_pad`` (zeros, (n_H, n_W, nC_pad)), widened to whole vectors."""
+    cdef Py_ssize_t i, h, h0, h1, y_lo, y_hi, H = A.shape[1], C = A.shape[3]
+    cdef Py_ssize_t Wp = A.shape[2] + 2 * pad
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], n_C = dZ.shape[3]
+    cdef Py_ssize_t nC_pad = dW_acc.shape[1], x
     cdef const floating* a
+    cdef const floating* dz
     with nogil:
-        for i in range(dZ_pad.shape[0]):
-            a = _padded_image(A[i], pad, scratch)
+        for i in range(r0 // n_H, (r1 - 1) // n_H + 1):
+            h0 = max(r0 - i * n_H, 0)
+            h1 = min(r1 - i * n_H, n_H)
+            _band_input_rows(h0, h1, f, stride, pad, H, &y_lo, &y_hi)
+            a = _padded_rows(A[i], pad, y_lo, y_hi, scratch)
+            if nC_pad == n_C:
+                dz = &dZ[i, h0, 0, 0]
+            else:
+                for h in range(h0, h1):
+                    for x in range(n_W):
+                        memcpy(&dz_pad[h - h0, x, 0], &dZ[i, h, x, 0], n_C * sizeof(floating))
+                dz = &dz_pad[0, 0, 0]
             if floating is float:
                 if half:
-                    cnx_conv_weight_grad_half_f(a, Wp, C, &dZ_pad[i, 0, 0, 0],
-                                                n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
+                    cnx_conv_weight_grad_half_f(a, Wp, C, dz, h0, h1, n_W, nC_pad, f,
+                                                stride, &dW_acc[0, 0])
                 else:
-                    cnx_conv_weight_grad_f(a, Wp, C, &dZ_pad[i, 0, 0, 0],
-                                           n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
+                    cnx_conv_weight_grad_f(a, Wp, C, dz, h0, h1, n_W, nC_pad, f,
+                                           stride, &dW_acc[0, 0])
             else:
                 if half:
-                    cnx_conv_weight_grad_half_d(a, Wp, C, &dZ_pad[i, 0, 0, 0],
-                                                n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
+                    cnx_conv_weight_grad_half_d(a, Wp, C, dz, h0, h1, n_W, nC_pad, f,
+                                                stride, &dW_acc[0, 0])
                 else:
-                    cnx_conv_weight_grad_d(a, Wp, C, &dZ_pad[i, 0, 0, 0],
-                                           n_H, n_W, nC_pad, f, stride, &dW_acc[0, 0])
-
-
-def _use_direct(A, Z, bint forward):
-    """Whether the direct kernels run this layer rather than im2row + GEMM."""
-    C, n_C = A.shape[3], Z.shape[3]
-    if Z.size == 0 or C < 1:
-        return False
-    if C <= DIRECT_MAX_CHANNELS or (C <= DIRECT_MAX_CHANNELS_FEW_OUTPUTS
-                                    and n_C <= DIRECT_FEW_OUTPUTS):
-        return True
-    return (forward and C <= DIRECT_FORWARD_MAX_CHANNELS
-            and n_C <= DIRECT_FORWARD_MAX_CHANNELS)
-
-
-def _use_planar(Py_ssize_t n_C, Py_ssize_t stride):
-    """Whether a direct forward runs vectorised over output pixels rather
-    than over output channels (stride 1, few output channels)."""
-    return stride == 1 and n_C <= PLANAR_MAX_OUTPUTS
+                    cnx_conv_weight_grad_d(a, Wp, C, dz, h0, h1, n_W, nC_pad, f,
+                                           stride, &dW_acc[0, 0])
 
 
 def _round_up(Py_ssize_t n, Py_ssize_t multiple):
@@ -367,9 +374,9 @@ def _pad_columns(M, Py_ssize_t width):
     return out
 
 
-# The direct backward's scratch (dZ with its channels padded to whole
-# vectors, padded input gradients) is made for a block of images at a time
-# so that it stays small whatever the batch size.
+# The windows and rows input gradients make padded scratch (dA with its
+# border) for a few images at a time, so that it stays small whatever the
+# number of images in a reduction block.
 PAD_BLOCK_BYTES = 4 * 1024 * 1024
 
 
@@ -379,62 +386,183 @@ def _images_per_block(A, Py_ssize_t pad, dtype):
     return max(1, PAD_BLOCK_BYTES // image_bytes)
 
 
-def _conv_forward_direct_driver(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride,
-                                Py_ssize_t pad):
-    """conv_forward by the direct kernels: windows read in place."""
+# --------------------------------------------------------------------------
+# Forward drivers
+# --------------------------------------------------------------------------
+
+def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad, plan):
+    """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C),
+    the way ``plan`` says (``_plan.plan_conv_forward``).
+
+    A is C-contiguous NHWC, W2 the filters as (f*f*n_C_prev, n_C), all of
+    Z's dtype.
+    """
+    path = plan.path
+    if path == "empty":
+        return
+    if path == "planar" or path == "direct":
+        _forward_direct(A, W2, b, Z, f, stride, pad, path == "planar", plan.parts)
+        return
+    # GEMM paths: output pixels are independent, so threads split the rows.
+    cdef Py_ssize_t n_C = W2.shape[1], n_H = Z.shape[1], n_W = Z.shape[2]
+    Z2 = Z.reshape(-1, n_C)
+    bias = b.reshape(n_C)
+    A2 = A.reshape(-1, A.shape[3]) if path == "gemm1x1" and stride == 1 else None
+
+    def pixel_rows(Py_ssize_t r0, Py_ssize_t r1):
+        cdef Py_ssize_t row0, row1
+        if A2 is None:
+            _forward_rows(A, W2, Z2, r0, r1, f, stride, pad, n_H, n_W)
+            np.add(Z2[r0:r1], bias, out=Z2[r0:r1])
+            return
+        # The (m*H*W, C) view: no copy at all. In chunks, so that the bias
+        # is added while a chunk of Z is still in cache.
+        chunk = _chunk_rows(r1 - r0, n_C, Z2.itemsize)
+        for row0 in range(r0, r1, chunk):
+            row1 = min(r1, row0 + chunk)
+            np.matmul(A2[row0:row1], W2, out=Z2[row0:row1])
+            np.add(Z2[row0:row1], bias, out=Z2[row0:row1])
+
+    run_parts(pixel_rows, Z2.shape[0], plan.parts, calls_blas=True)
+
+
+def _forward_direct(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad,
+                    bint planar, Py_ssize_t parts):
+    """conv_forward by the direct kernels, the batch's output rows cut into
+    ``parts`` runs, one per thread."""
     K, n_C = W2.shape
     dtype = Z.dtype
-    if _use_planar(n_C, stride):
+    cdef Py_ssize_t rows = Z.shape[0] * Z.shape[1]
+    if planar:
         W2 = np.ascontiguousarray(W2)
         bias = np.ascontiguousarray(b.reshape(n_C))
-        for_slices(lambda i0, i1: _conv_forward_planar(A[i0:i1], W2, bias, Z[i0:i1], f, pad),
-                   Z.shape[0], Z.size * K, MIN_DIRECT_WORK)
+        run_parts(lambda r0, r1: _conv_forward_planar(A, W2, bias, Z, f, pad, r0, r1),
+                  rows, parts)
         return
     half = n_C <= _vector_lanes(dtype, half=True)
     W_pad = _pad_columns(W2, _round_up(n_C, _vector_lanes(dtype, half)))
     bias_pad = _pad_columns(b.reshape(1, n_C), W_pad.shape[1])[0]
-    for_slices(lambda i0, i1: _conv_forward_direct(A[i0:i1], W_pad, bias_pad, Z[i0:i1],
-                                                   f, stride, pad, half),
-               Z.shape[0], Z.size * K, MIN_DIRECT_WORK)
+    run_parts(lambda r0, r1: _conv_forward_direct(A, W_pad, bias_pad, Z, f, stride, pad,
+                                                  half, r0, r1),
+              rows, parts)
 
 
-def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
-                                 Py_ssize_t stride, Py_ssize_t pad, input_grad):
-    """conv_backward with the weight gradient from register tiles
-    (_conv_weight_grad_direct), which read the windows in place.
+def _forward_rows(const floating[:, :, :, ::1] A, W2, Z2, Py_ssize_t row_begin,
+                  Py_ssize_t row_end, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
+    """Z2[row_begin:row_end] = im2row rows @ W2, chunk by chunk."""
+    cdef Py_ssize_t K = W2.shape[0]
+    cdef Py_ssize_t chunk = _chunk_rows(row_end - row_begin, K, Z2.itemsize)
+    cdef Py_ssize_t row0, n
+    cdef floating[:, ::1] rows
+    scratch = np.empty((chunk, K), dtype=Z2.dtype)
+    for row0 in range(row_begin, row_end, chunk):
+        n = min(chunk, row_end - row0)
+        rows = scratch[:n]
+        with nogil:
+            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
+        # numpy's matmul releases the GIL inside BLAS.
+        np.matmul(scratch[:n], W2, out=Z2[row0:row0 + n])
 
-    The input gradient, by ``input_grad``:
 
-    - "transposed" (stride 1): a convolution of dZ, run by the forward's tiles;
-    - "windows" (few input channels): each output pixel's window gradient,
-      W2 @ dz, added onto dA in place;
+# --------------------------------------------------------------------------
+# Backward drivers
+# --------------------------------------------------------------------------
+
+def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad, plan):
+    """Fill dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ, the
+    way ``plan`` says (``_plan.plan_conv_backward``)."""
+    path = plan.path
+    if path == "empty":
+        return
+    cdef Py_ssize_t n_H = dZ.shape[1]
+    if path == "gemm1x1":
+        block_gradient = lambda r0, r1: _backward_gemm1x1(A, W2, dZ, dA, stride, r0, r1)
+    elif path == "im2row":
+        block_gradient = lambda r0, r1: _backward_images(
+            A[r0 // n_H:r1 // n_H], W2, dZ[r0 // n_H:r1 // n_H], dA[r0 // n_H:r1 // n_H],
+            f, stride, pad)
+    else:
+        if path == "transposed":
+            _input_gradient_transposed(W2, dZ, dA, f, pad, plan.transposed)
+        block_gradient = _direct_block_gradient(A, W2, dZ, dA, f, stride, pad, path)
+    _reduce_over_blocks(block_gradient, plan, dW2,
+                        calls_blas=path in ("gemm1x1", "im2row", "rows"))
+
+
+def _reduce_over_blocks(block_gradient, plan, out, bint calls_blas):
+    """out[...] = the sum, in block order, of block_gradient(r0, r1) over the
+    plan's fixed reduction blocks (runs of output rows), the blocks cut over
+    plan.parts threads: the same bits on any number of threads."""
+    bounds = plan.reduction_bounds
+    cdef Py_ssize_t k, n_blocks = len(bounds) - 1
+    if n_blocks == 1:
+        out[...] = block_gradient(bounds[0], bounds[1])[:, :out.shape[1]]
+        return
+    partial = [None] * n_blocks
+
+    def run_blocks(Py_ssize_t b0, Py_ssize_t b1):
+        for k in range(b0, b1):
+            partial[k] = block_gradient(bounds[k], bounds[k + 1])
+
+    if calls_blas:
+        # BLAS on one thread even when the blocks run on one: the sum of a
+        # block must not depend on how many threads its GEMMs would get.
+        with _blas_single_threaded():
+            run_parts(run_blocks, n_blocks, plan.parts, calls_blas=True)
+    else:
+        run_parts(run_blocks, n_blocks, plan.parts)
+    total = partial[0]
+    for k in range(1, n_blocks):
+        np.add(total, partial[k], out=total)
+    out[...] = total[:, :out.shape[1]]
+
+
+def _direct_block_gradient(A, W2, dZ, dA, Py_ssize_t f, Py_ssize_t stride,
+                           Py_ssize_t pad, input_grad):
+    """block_gradient(r0, r1) for the direct weight gradient's tiles
+    (_conv_weight_grad_direct), which read the windows in place, with the
+    block's input gradient by ``input_grad``:
+
+    - "transposed": none here (made whole beforehand);
+    - "windows": each output pixel's window gradient, W2 @ dz, added onto dA
+      in place;
     - "rows": dZ @ W2.T a chunk of output pixels at a time (one GEMM), the
       rows scattered onto dA by row2im.
+
+    The last two need blocks of whole images: windows overlap across rows.
     """
     m, H, Wd, C = dA.shape
     K, n_C = W2.shape
+    cdef Py_ssize_t n_H = dZ.shape[1]
     dtype = dA.dtype
     half = n_C <= _vector_lanes(dtype, half=True)
     nC_pad = _round_up(n_C, _vector_lanes(dtype, half))
-    if input_grad == "transposed":
-        _input_gradient_transposed(W2, dZ, dA, f, pad)
-    elif input_grad == "windows":
-        Wt = _pad_columns(W2.T, _round_up(K, _vector_lanes(dtype)))
+    Wt = (_pad_columns(W2.T, _round_up(K, _vector_lanes(dtype)))
+          if input_grad == "windows" else None)
     block = _images_per_block(A, pad, dtype)
+    # Scratch made once per thread, not per block: fresh pages cost more
+    # than the tiles of a small block (ResNet's layer at batch 1 in blocks
+    # of a row: 3.5x slower with scratch per block).
+    per_thread = threading.local()
 
-    def block_gradient(Py_ssize_t i0, Py_ssize_t i1):
-        cdef Py_ssize_t j0
+    def block_gradient(Py_ssize_t r0, Py_ssize_t r1):
+        cdef Py_ssize_t j0, j1
+        if not hasattr(per_thread, "scratch"):
+            per_thread.scratch = _padding_scratch(H, Wd, C, pad, dtype)
+            per_thread.dz_pad = np.zeros((n_H if nC_pad != n_C else 1, dZ.shape[2], nC_pad),
+                                         dtype=dtype)
         dW_acc = np.zeros((K, nC_pad), dtype=dtype)
-        for j0 in range(i0, i1, block):
-            j1 = min(i1, j0 + block)
-            dZ_block = dZ[j0:j1]
-            if nC_pad != n_C:  # the tiles load whole vectors of dZ's channels
-                dZ_block = np.zeros(dZ_block.shape[:3] + (nC_pad,), dtype=dtype)
-                dZ_block[..., :n_C] = dZ[j0:j1]
-            _conv_weight_grad_direct(A[j0:j1], dZ_block, dW_acc, f, stride, pad, half)
+        _conv_weight_grad_direct(A, dZ, dW_acc, f, stride, pad, half, r0, r1,
+                                 per_thread.scratch, per_thread.dz_pad)
+        if input_grad == "transposed":
+            return dW_acc
+        for j0 in range(r0 // n_H, r1 // n_H, block):
+            j1 = min(r1 // n_H, j0 + block)
             if input_grad == "rows":
                 _input_gradient_rows(W2, dZ[j0:j1], dA[j0:j1], f, stride, pad)
-            elif input_grad == "windows":
+            else:
                 dA_pad = (np.zeros((j1 - j0, H + 2 * pad, Wd + 2 * pad, C), dtype=dtype)
                           if pad else dA[j0:j1])
                 _conv_input_grad_direct(dA_pad, dZ[j0:j1], Wt, f, stride)
@@ -442,9 +570,56 @@ def _conv_backward_direct_driver(A, W2, dZ, dA, dW2, Py_ssize_t f,
                     dA[j0:j1] = dA_pad[:, pad:pad + H, pad:pad + Wd]
         return dW_acc
 
-    work = dZ.size * K * (1 if input_grad == "transposed" else 2)
-    _reduce_over_blocks(block_gradient, m, work, dW2, MIN_DIRECT_WORK,
-                        calls_blas=input_grad == "rows")
+    return block_gradient
+
+
+def _input_gradient_transposed(W2, dZ, dA, Py_ssize_t f, Py_ssize_t pad, plan):
+    """dA[...] = input gradient of a stride-1 convolution, as a convolution.
+
+    dA[y, x, c] = sum over (di, dj, n) of dZ[y + pad - di, x + pad - dj, n]
+    * W[di, dj, c, n]: the forward convolution of dZ, padded by f - 1 - pad,
+    with the filters flipped in space and their channel axes swapped. The
+    direct forward kernel then runs it (as ``plan`` says) with no im2row
+    matrix and no scatter.
+    """
+    C, n_C = dA.shape[3], dZ.shape[3]
+    W_flipped = np.ascontiguousarray(
+        W2.reshape(f, f, C, n_C)[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(f * f * n_C, C)
+    _forward_direct(dZ, W_flipped, np.zeros(C, dtype=dA.dtype), dA, f, 1, f - 1 - pad,
+                    plan.path == "planar", plan.parts)
+
+
+def _backward_gemm1x1(A, W2, dZ, dA, Py_ssize_t stride, Py_ssize_t r0, Py_ssize_t r1):
+    """dA of output rows r0 .. r1 - 1 (flat over m * n_H) of a 1x1
+    convolution at pad 0, and their weight gradient. No two output pixels
+    share an input pixel, so every block's dA is its own."""
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2], C = A.shape[3]
+    cdef Py_ssize_t n_C = dZ.shape[3], p0 = r0 * n_W, p1 = r1 * n_W
+    cdef Py_ssize_t chunk, row0, n
+    dZ2 = dZ.reshape(-1, n_C)
+    if stride == 1:  # A and dA are the (m*H*W, C) matrices of their rows
+        np.matmul(dZ2[p0:p1], W2.T, out=dA.reshape(-1, C)[p0:p1])
+        return np.matmul(A.reshape(-1, C)[p0:p1].T, dZ2[p0:p1])
+    # Strided: gather the sampled pixels into rows, chunk by chunk.
+    chunk = _chunk_rows(p1 - p0, C, dZ.itemsize)
+    scratch = np.empty((chunk, C), dtype=dZ.dtype)
+    dW2 = np.zeros((C, n_C), dtype=dZ.dtype)
+    dW_part = np.empty((C, n_C), dtype=dZ.dtype)
+    for row0 in range(p0, p1, chunk):
+        n = min(chunk, p1 - row0)
+        _im2row_rows(A, scratch[:n], row0, 1, stride, 0, n_H, n_W)
+        np.matmul(scratch[:n].T, dZ2[row0:row0 + n], out=dW_part)
+        np.add(dW2, dW_part, out=dW2)
+        np.matmul(dZ2[row0:row0 + n], W2.T, out=scratch[:n])
+        _row2im_add_rows(scratch[:n], dA, row0, 1, stride, 0, n_H, n_W)
+    return dW2
+
+
+def _im2row_rows(const floating[:, :, :, ::1] A, floating[:, ::1] rows,
+                 Py_ssize_t row0, Py_ssize_t f, Py_ssize_t stride,
+                 Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
+    with nogil:
+        _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
 
 
 def _input_gradient_rows(W2, dZ, dA, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
@@ -468,121 +643,6 @@ def _row2im_add_rows(const floating[:, ::1] rows, floating[:, :, :, ::1] A,
                      Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
     with nogil:
         _row2im_add(rows, A, row0, f, stride, pad, n_H, n_W)
-
-
-def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad):
-    """Z[...] = conv(A, W) + b, Z preallocated with shape (m, n_H, n_W, n_C).
-
-    A is C-contiguous NHWC, W2 the filters as (f*f*n_C_prev, n_C), all of
-    Z's dtype.
-    """
-    if Z.size == 0:
-        return
-    K, n_C = W2.shape
-    if _use_direct(A, Z, forward=True):
-        _conv_forward_direct_driver(A, W2, b, Z, f, stride, pad)
-        return
-    # im2row: output pixels are independent, so threads split the rows.
-    total = Z.size // n_C
-    Z2 = Z.reshape(total, n_C)
-    for_slices(lambda r0, r1: _forward_rows(A, W2, Z2, r0, r1, f, stride, pad,
-                                            Z.shape[1], Z.shape[2]),
-               total, total * K * n_C, MIN_GEMM_WORK, calls_blas=True)
-    np.add(Z2, b.reshape(n_C), out=Z2)
-
-
-# Multiply-adds below which splitting a convolution over threads costs more
-# than it saves.
-MIN_GEMM_WORK = 1 << 22
-MIN_DIRECT_WORK = 1 << 21
-
-
-def _forward_rows(const floating[:, :, :, ::1] A, W2, Z2, Py_ssize_t row_begin,
-                  Py_ssize_t row_end, Py_ssize_t f, Py_ssize_t stride,
-                  Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
-    """Z2[row_begin:row_end] = im2row rows @ W2, chunk by chunk."""
-    cdef Py_ssize_t K = W2.shape[0]
-    cdef Py_ssize_t chunk = _chunk_rows(row_end - row_begin, K, Z2.itemsize)
-    cdef Py_ssize_t row0, n
-    cdef floating[:, ::1] rows
-    scratch = np.empty((chunk, K), dtype=Z2.dtype)
-    for row0 in range(row_begin, row_end, chunk):
-        n = min(chunk, row_end - row0)
-        rows = scratch[:n]
-        with nogil:
-            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
-        # numpy's matmul releases the GIL inside BLAS.
-        np.matmul(scratch[:n], W2, out=Z2[row0:row0 + n])
-
-
-def conv_backward(A, W2, dZ, dA, dW2, Py_ssize_t f, Py_ssize_t stride,
-                  Py_ssize_t pad):
-    """Fill dA (zeroed, shape of A) and dW2 (zeroed, (K, n_C)) from dZ."""
-    if dZ.size == 0:
-        return
-    if (stride == 1 and pad < f
-            and (dA.shape[3] > DIRECT_MAX_CHANNELS or _use_planar(dA.shape[3], 1))
-            and _use_direct(dZ, dA, forward=True)):
-        # The input gradient is itself a stride-1 convolution, and one the
-        # direct forward runs well once its output channels (dA's) fill
-        # more than half a vector, or in vectors of pixels when they are few.
-        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "transposed")
-        return
-    if _use_direct(A, dZ, forward=False):
-        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "windows")
-        return
-    if _use_direct(A, dZ, forward=True):
-        _conv_backward_direct_driver(A, W2, dZ, dA, dW2, f, stride, pad, "rows")
-        return
-    # Images are split between threads: the windows of one image overlap in
-    # dA, those of different images never do.
-    _reduce_over_blocks(
-        lambda i0, i1: _backward_images(A[i0:i1], W2, dZ[i0:i1], dA[i0:i1],
-                                        f, stride, pad),
-        dZ.shape[0], dZ.size * W2.shape[0] * 2, dW2, MIN_GEMM_WORK, calls_blas=True)
-
-
-def _input_gradient_transposed(W2, dZ, dA, Py_ssize_t f, Py_ssize_t pad):
-    """dA[...] = input gradient of a stride-1 convolution, as a convolution.
-
-    dA[y, x, c] = sum over (di, dj, n) of dZ[y + pad - di, x + pad - dj, n]
-    * W[di, dj, c, n]: the forward convolution of dZ, padded by f - 1 - pad,
-    with the filters flipped in space and their channel axes swapped. The
-    direct forward kernel then runs it with no im2row matrix and no scatter.
-    """
-    C, n_C = dA.shape[3], dZ.shape[3]
-    W_flipped = np.ascontiguousarray(
-        W2.reshape(f, f, C, n_C)[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(f * f * n_C, C)
-    _conv_forward_direct_driver(dZ, W_flipped, np.zeros(C, dtype=dA.dtype), dA,
-                                f, 1, f - 1 - pad)
-
-
-# The batch is cut into at most this many blocks, a number set by the size of
-# the problem and never by the number of threads, and each block's weight
-# gradient is summed in batch order: results are the same bit for bit with
-# any thread count.
-REDUCTION_BLOCKS = 8
-
-
-def _reduce_over_blocks(block_gradient, Py_ssize_t m, work, out, min_work,
-                        bint calls_blas=False):
-    """out[...] = sum over fixed blocks of images of block_gradient(i0, i1)."""
-    cdef Py_ssize_t n_blocks = max(1, min(m, REDUCTION_BLOCKS, work // min_work))
-    if n_blocks == 1:
-        out[...] = block_gradient(0, m)[:, :out.shape[1]]
-        return
-    bounds = [m * k // n_blocks for k in range(n_blocks + 1)]
-    partial = [None] * n_blocks
-
-    def run_blocks(b0, b1):
-        for k in range(b0, b1):
-            partial[k] = block_gradient(bounds[k], bounds[k + 1])
-
-    for_slices(run_blocks, n_blocks, work, min_work, calls_blas=calls_blas)
-    total = partial[0]
-    for k in range(1, n_blocks):
-        total = total + partial[k]
-    out[...] = total[:, :out.shape[1]]
 
 
 def _backward_images(const floating[:, :, :, ::1] A, W2, dZ, dA, Py_ssize_t f,

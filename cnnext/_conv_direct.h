@@ -199,10 +199,11 @@ static inline __attribute__((always_inline)) void NAME(                         
     }                                                                                 \
 }
 
-/* One output image: the channels go in groups of G <= 8, each over the
- * image's pixel vectors in tiles of NV_G (G * NV_G = 16 to 24 sums, enough
+/* Output rows h0 .. h1 - 1 of one image: the channels go in groups of
+ * G <= 8, each over those rows' pixel vectors in tiles of NV_G (G * NV_G = 16 to 24 sums, enough
  * to hide the latency of the multiply-adds and few enough to stay in the
- * 32 registers of AVX-512 with the NV_G input vectors). */
+ * 32 registers of AVX-512 with the NV_G input vectors). Each output value
+ * is the same sum however the rows are cut into bands. */
 #define CNX_DEFINE_PLANAR_IMAGE(T, NAME, VEC, VL)                                     \
 CNX_DEFINE_PLANAR_TILE(T, NAME##_g1, VEC, VL, 8, 1)                                   \
 CNX_DEFINE_PLANAR_TILE(T, NAME##_g2, VEC, VL, 8, 2)                                   \
@@ -215,14 +216,14 @@ CNX_DEFINE_PLANAR_TILE(T, NAME##_g8, VEC, VL, 3, 8)                             
 CNX_DISPATCH static void NAME(                                                        \
         const T *restrict a, ptrdiff_t Hp, ptrdiff_t Wq, ptrdiff_t C,                 \
         const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
-        ptrdiff_t n_H, ptrdiff_t n_W, T *restrict z)                                  \
+        ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t n_W, T *restrict z)                     \
 {                                                                                     \
     static const int tile_vectors[9] = {0, 8, 8, 6, 5, 4, 4, 3, 3};                   \
-    const ptrdiff_t n_vec = (n_W + VL - 1) / VL, total = n_H * n_vec;                 \
+    const ptrdiff_t n_vec = (n_W + VL - 1) / VL, total = h1 * n_vec;                  \
     for (ptrdiff_t n0 = 0; n0 < nC; n0 += 8) {                                        \
         const int G = nC - n0 < 8 ? (int)(nC - n0) : 8;                               \
         const ptrdiff_t NV = tile_vectors[G];                                         \
-        for (ptrdiff_t q0 = 0; q0 < total; q0 += NV) {                                \
+        for (ptrdiff_t q0 = h0 * n_vec; q0 < total; q0 += NV) {                       \
             const ptrdiff_t n_q = total - q0 < NV ? total - q0 : NV;                  \
             switch (G) {                                                              \
             case 1: NAME##_g1(CNX_PLANAR_ARGS); break;                                \
@@ -269,12 +270,13 @@ CNX_DEFINE_PLANAR_PAD(double, d)
  * of the image's pixels. Positions past K (k0 + KT > K) recompute the last
  * one and are never stored.
  *
- * `a` is the zero-padded image (Hp, Wp, C); `dz` its output gradient with
- * the channel axis zero-padded: (n_H, n_W, nC_pad); `dw` is (K, nC_pad). */
+ * `a` is the zero-padded image (Hp, Wp, C); `dz` the output gradient of its
+ * rows y0 .. y1 - 1 with the channel axis zero-padded: (y1 - y0, n_W,
+ * nC_pad); `dw` is (K, nC_pad). */
 #define CNX_DEFINE_WGRAD_TILE(T, NAME, VEC, VL, KT, NB)                               \
 static inline __attribute__((always_inline)) void NAME(                               \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,         \
-        ptrdiff_t n_H, ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,                  \
+        ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,                                 \
         ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t k0, ptrdiff_t n_k,    \
         ptrdiff_t nb, T *restrict dw)                                                 \
 {                                                                                     \
@@ -292,7 +294,7 @@ static inline __attribute__((always_inline)) void NAME(                         
     for (ptrdiff_t y = y0; y < y1; y++)                                               \
         for (ptrdiff_t x = 0; x < n_W; x++) {                                         \
             const T *restrict src = a + (y * Wp + x) * stride * C;                    \
-            const T *restrict g = dz + (y * n_W + x) * nC_pad + nb;                   \
+            const T *restrict g = dz + ((y - y0) * n_W + x) * nC_pad + nb;            \
             VEC gv[NB];                                                               \
             _Pragma("GCC unroll 4")                                                   \
             for (int q = 0; q < NB; q++) gv[q] = *(const VEC *)(g + q * VL);          \
@@ -308,14 +310,16 @@ static inline __attribute__((always_inline)) void NAME(                         
             *(VEC *)(dw + (k0 + t) * nC_pad + nb + q * VL) += acc[t][q];              \
 }
 
-/* dw += the weight gradient of one image, tiled as CNX_DEFINE_WGRAD_TILE. */
+/* dw += the weight gradient of output rows h0 .. h1 - 1 of one image, tiled
+ * as CNX_DEFINE_WGRAD_TILE: `a` is the whole padded image, `dz` points at
+ * output row h0 (a band's gradient may be all the caller holds). */
 #define CNX_DEFINE_WGRAD(T, NAME, VEC, VL, KT1, KT2, KT4)                             \
 CNX_DEFINE_WGRAD_TILE(T, NAME##_tile1, VEC, VL, KT1, 1)                               \
 CNX_DEFINE_WGRAD_TILE(T, NAME##_tile2, VEC, VL, KT2, 2)                               \
 CNX_DEFINE_WGRAD_TILE(T, NAME##_tile4, VEC, VL, KT4, 4)                               \
 CNX_DISPATCH static void NAME(                                                        \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,         \
-        ptrdiff_t n_H, ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,                  \
+        ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,     \
         ptrdiff_t stride, T *restrict dw)                                             \
 {                                                                                     \
     const ptrdiff_t n_vec = nC_pad / VL, K = f * f * C;                               \
@@ -326,8 +330,8 @@ CNX_DISPATCH static void NAME(                                                  
     const ptrdiff_t row_bytes = (n_W * nC_pad + stride * Wp * C) * (ptrdiff_t)sizeof(T); \
     ptrdiff_t band = CNX_WGRAD_BAND_BYTES / (row_bytes > 0 ? row_bytes : 1);          \
     band = band < 1 ? 1 : band;                                                       \
-    for (ptrdiff_t y0 = 0; y0 < n_H; y0 += band) {                                    \
-        const ptrdiff_t y1 = n_H - y0 < band ? n_H : y0 + band;                       \
+    for (ptrdiff_t y0 = h0; y0 < h1; y0 += band) {                                    \
+        const ptrdiff_t y1 = h1 - y0 < band ? h1 : y0 + band;                         \
         for (ptrdiff_t nb = 0; nb < nC_pad; nb += NB * VL)                            \
             for (ptrdiff_t k0 = 0; k0 < K; k0 += KT) {                                \
                 const ptrdiff_t n_k = K - k0 < KT ? K - k0 : KT;                      \
@@ -338,7 +342,8 @@ CNX_DISPATCH static void NAME(                                                  
     }                                                                                 \
 }
 enum { CNX_WGRAD_BAND_BYTES = 512 * 1024 };
-#define CNX_WGRAD_ARGS a, Wp, C, dz, n_H, n_W, nC_pad, f, stride, y0, y1, k0, n_k, nb, dw
+#define CNX_WGRAD_ARGS a, Wp, C, dz + (y0 - h0) * n_W * nC_pad, n_W, nC_pad, f, stride, \
+    y0, y1, k0, n_k, nb, dw
 
 CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_f, cnx_vec_f, CNX_VL_f, 12, 12, 6)
 CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_d, cnx_vec_d, CNX_VL_d, 12, 12, 6)

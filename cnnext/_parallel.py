@@ -122,7 +122,18 @@ def for_slices(kernel, n, work, min_work=MIN_WORK_PER_THREAD, calls_blas=False):
     if _one_slice(n, work, min_work):
         kernel(0, n)
         return
-    n_parts = min(_num_threads, n, work // max(min_work, 1))
+    run_parts(kernel, n, min(_num_threads, n, work // max(min_work, 1)), calls_blas)
+
+
+def run_parts(kernel, n, n_parts, calls_blas=False):
+    """Call ``kernel(start, stop)`` over ``n_parts`` contiguous slices covering
+    range(n), one per thread, the calling thread running the first: a cut
+    decided beforehand (the convolution plans of ``_plan.py``). With
+    ``calls_blas`` as in :func:`for_slices`.
+    """
+    if n_parts <= 1 or n < 2:
+        kernel(0, n)
+        return
     if not calls_blas:
         _run_slices(kernel, n, n_parts)
         return

@@ -4,8 +4,9 @@ Small arrays (valgrind runs this ~50x slower than native): conv forward and
 backward over filter sizes 1-3, every pad from 0 to f+2, strides 1-3, odd
 sizes, float32 and float64, on the direct kernels (3 and 6 input channels,
 then shapes reaching each register-tile variant and each way of computing
-the input gradient) and on im2row (multi-chunk, and few channels with many
-filters), and empty
+the input gradient), on im2row (multi-chunk, and few channels with many
+filters), on 1x1 GEMM, every path of cnnext._plan by name, a batch of one
+cut into bands of output rows over two threads, and empty
 batches, channels and filters; pool forward and backward, max and average, with leftover edges;
 and the four small functions. Prints the number of calls made.
 """
@@ -14,6 +15,7 @@ import itertools
 import numpy as np
 
 import cnnext
+from cnnext._plan import forced_path
 
 rng = np.random.default_rng(0)
 calls = 0
@@ -55,6 +57,19 @@ for dtype in (np.float32, np.float64):
     conv_case((1, 5, 13, 16), 3, 33, 2, 1, dtype)
     conv_case((1, 6, 14, 5), 3, 17, 1, 2, dtype)
     conv_case((1, 3, 30, 2), 2, 24, 1, 0, dtype)
+    # 1x1 filters at pad 0: GEMM on the pixel rows, unstrided and gathered.
+    conv_case((2, 5, 7, 16), 1, 24, 1, 0, dtype)
+    conv_case((1, 7, 9, 16), 1, 17, 2, 0, dtype)
+    # Every path of cnnext._plan by name, and a batch of one cut into bands
+    # of output rows over two threads (dW over several fixed blocks).
+    for forward, backward in (("gemm1x1", "gemm1x1"), ("planar", "transposed"),
+                              ("direct", "transposed"), ("direct", "windows"),
+                              ("direct", "rows"), ("im2row", "im2row")):
+        f = 1 if forward == "gemm1x1" else 3
+        with forced_path(forward=forward, backward=backward):
+            conv_case((1, 7, 6, 5), f, 6, 1, 0 if f == 1 else 1, dtype)
+            with cnnext.threads(2):
+                conv_case((1, 48, 48, 16), f, 16, 1, 0 if f == 1 else 1, dtype)
     conv_case((0, 5, 5, 3), 3, 2, 1, 1, dtype)          # empty batch
     conv_case((1, 5, 5, 0), 3, 2, 1, 1, dtype)          # no input channels
     conv_case((1, 5, 5, 3), 3, 0, 1, 1, dtype)          # no filters

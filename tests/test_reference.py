@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import cnnext
+from cnnext import _plan
 from reference import out_size
 
 DTYPES = [np.float32, np.float64]
@@ -239,34 +240,64 @@ TILE_CASES = [
     (1, 2, 50, 7, 1, 3, 1, 0),      # G = 3 on 1x1 filters; backward: G = 7
 ]
 
+# 1x1 filters at pad 0 (one GEMM of the pixel rows, gathered first at a
+# stride), and shapes next to them that the GEMM path must refuse.
+GEMM1X1_CASES = [
+    (2, 5, 7, 16, 1, 24, 1, 0),     # unstrided: the (m*H*W, C) view
+    (1, 7, 9, 3, 1, 5, 2, 0),       # strided: gathered rows; odd edges
+    (2, 6, 5, 20, 1, 17, 3, 0),     # stride 3
+    (1, 4, 4, 8, 1, 8, 1, 1),       # pad 1: not a GEMM of the view
+]
 
-@pytest.mark.parametrize("path", ["planar", "direct", "im2row", "narrow", "rows"])
+
+# Every (forward, backward) pair of paths of cnnext._plan: the forward path
+# also runs the "transposed" backward's input gradient when it is "planar"
+# or "direct".
+PATH_PAIRS = [("gemm1x1", "gemm1x1"), ("planar", "transposed"), ("direct", "transposed"),
+              ("direct", "windows"), ("direct", "rows"), ("im2row", "im2row")]
+
+
+@pytest.mark.parametrize("paths", PATH_PAIRS, ids="-".join)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", TILE_CASES, ids=_case_id)
-def test_every_conv_kernel_vs_reference(case, dtype, path, ref, assert_close,
-                                        monkeypatch):
-    # Which kernel runs is cnnext's choice; force each in turn. "direct": the
-    # forward tiled over channel vectors, and the tiled weight gradient with,
-    # for the input gradient, the transposed convolution (stride 1, > 4
-    # channels) or the window-by-window kernel; "planar": the same, with the
-    # forward (and so the transposed convolution) tiled over pixel vectors
-    # wherever cnnext allows it; "narrow": the window-by-window input
-    # gradient everywhere; "rows": the tiled weight gradient with GEMM +
-    # row2im for the input gradient where the transposed one does not apply.
-    def use_direct(A, Z, forward):
-        chosen = {"direct": True, "planar": True, "im2row": False,
-                  "narrow": not forward, "rows": forward}[path]
-        return Z.size > 0 and chosen
-    monkeypatch.setattr(cnnext._conv, "_use_direct", use_direct)
-    if path != "planar":
-        monkeypatch.setattr(cnnext._conv, "_use_planar", lambda n_C, stride: False)
+@pytest.mark.parametrize("case", TILE_CASES + GEMM1X1_CASES, ids=_case_id)
+def test_every_conv_kernel_vs_reference(case, dtype, paths, ref, assert_close):
+    # Which kernel runs is cnnext's choice; name each in turn. A path that
+    # cannot run the layer says so, and why.
+    forward, backward = paths
     A, W, b, hp, dZ = _conv_inputs(case, dtype)
-    Z, cache = cnnext.conv_forward(A, W, b, hp)
+    f, C, stride, pad = W.shape[0], W.shape[2], hp["stride"], hp["pad"]
+    why = _plan.forward_path_fits(forward, C, f, stride, pad)
+    if why:
+        with _plan.forced_path(forward=forward), pytest.raises(ValueError) as info:
+            cnnext.conv_forward(A, W, b, hp)
+        assert f"the forward path {forward!r} was forced but cannot run this layer: " \
+            f"{why}" in str(info.value)
+        forward = None  # cnnext's choice, for the cache of the backward below
+    with _plan.forced_path(forward=forward):
+        Z, cache = cnnext.conv_forward(A, W, b, hp)
     assert_close(Z, ref.conv_forward(A, W, b, hp))
-    for got, want in zip(cnnext.conv_backward(dZ, cache),
-                         ref.conv_backward(dZ, (A, W, b, hp))):
+    why = _plan.backward_path_fits(backward, C, f, stride, pad)
+    if why:
+        with _plan.forced_path(backward=backward), pytest.raises(ValueError, match="backward"):
+            cnnext.conv_backward(dZ, cache)
+        assert why
+        return
+    with _plan.forced_path(forward=forward, backward=backward):
+        grads = cnnext.conv_backward(dZ, cache)
+    for got, want in zip(grads, ref.conv_backward(dZ, (A, W, b, hp))):
         assert got.dtype == dtype
         assert_close(got, want)
+
+
+def test_forced_path_names_the_paths_it_knows():
+    with pytest.raises(ValueError, match="forward path must be one of gemm1x1, planar, "
+                                         "direct, im2row; got 'fast'"):
+        with _plan.forced_path(forward="fast"):
+            pass
+    with pytest.raises(ValueError, match="backward path must be one of gemm1x1, "
+                                         "transposed, windows, rows, im2row; got 'planar'"):
+        with _plan.forced_path(backward="planar"):
+            pass
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
