@@ -96,6 +96,17 @@ def _int_param(hparameters, key, minimum, keys_wanted, who):
     return value
 
 
+def _check_known_keys(hparameters, known, who):
+    """An unknown key is an error: a misspelt or unsupported option (say
+    'dilation') must not be silently ignored."""
+    if len(hparameters) != len(known):  # the usual exact dict costs one len()
+        unknown = sorted(map(str, set(hparameters) - set(known)))
+        if unknown:
+            raise ValueError(f"hparameters has unknown key(s) {', '.join(map(repr, unknown))} "
+                             f"for {who}; the known keys are "
+                             f"{', '.join(map(repr, known))}")
+
+
 def _check_mode(mode):
     if not isinstance(mode, str):
         raise TypeError(f"mode must be the string 'max' or 'average'; got "
@@ -139,6 +150,7 @@ def _conv_geometry(A_prev, W, b, hparameters):
     keys = "'stride' and 'pad'"
     stride = _int_param(hparameters, "stride", 1, keys, "conv_forward")
     pad = _int_param(hparameters, "pad", 0, keys, "conv_forward")
+    _check_known_keys(hparameters, ("stride", "pad"), "conv_forward")
     if f > H + 2 * pad or f > Wd + 2 * pad:
         raise ValueError(f"the filter (f={f}) is larger than the padded input: "
                          f"n_H_prev + 2*pad = {H + 2 * pad}, n_W_prev + 2*pad = "
@@ -154,6 +166,7 @@ def _pool_geometry(A_prev, hparameters):
     keys = "'f' and 'stride'"
     f = _int_param(hparameters, "f", 1, keys, "pool_forward")
     stride = _int_param(hparameters, "stride", 1, keys, "pool_forward")
+    _check_known_keys(hparameters, ("f", "stride"), "pool_forward")
     m, H, Wd, C = A.shape
     if f > H or f > Wd:
         raise ValueError(f"the pooling window (f={f}) is larger than the input: "

@@ -166,6 +166,20 @@ BAD_INPUT = [
           lambda: cnnext.pool_forward(np.ones((1, 5, 2, 1)), {"f": 3, "stride": 1}),
           ValueError, r"window.*f=3.*input.*2"),
 
+    # ---- unknown keys: an option cnnext does not have is never ignored -------
+    _case("conv_forward-unknown-dilation",
+          lambda: cnnext.conv_forward(A, W, B, {"stride": 1, "pad": 1, "dilation": 2}),
+          ValueError, r"unknown key.*'dilation'.*conv_forward.*'stride', 'pad'"),
+    _case("conv_forward-misspelt-stride",
+          lambda: cnnext.conv_forward(A, W, B, {"stride": 1, "pad": 1, "strides": 2}),
+          ValueError, r"unknown key.*'strides'"),
+    _case("pool_forward-unknown-pad",
+          lambda: cnnext.pool_forward(PA, {"f": 2, "stride": 2, "pad": 1}),
+          ValueError, r"unknown key.*'pad'.*pool_forward.*'f', 'stride'"),
+    _case("conv_backward-cache-unknown-key",
+          lambda: cnnext.conv_backward(DZ, (A, W, B, dict(HP, groups=1))),
+          ValueError, r"unknown key.*'groups'"),
+
     # ---- mode ---------------------------------------------------------------
     _case("pool_forward-mode-avg", lambda: cnnext.pool_forward(PA, PHP, mode="avg"),
           ValueError, r"mode.*'max'.*'average'.*'avg'"),
