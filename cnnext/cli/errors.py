@@ -1,7 +1,7 @@
 """The errors a user can cause, and the optional packages some options need."""
 import importlib
 
-EXTRA_HINT = 'install it with: pip install "cnnext[examples]"'
+EXTRA_HINT = 'install it with: pip install "cnnext[{extra}]"'
 _PIP_NAMES = {"sklearn": "scikit-learn"}
 
 
@@ -9,7 +9,7 @@ class CLIError(Exception):
     """An error caused by the user's input; printed as one line."""
 
 
-def require(module, why):
+def require(module, why, extra="examples"):
     """Import an optional dependency, or fail with one clear line.
 
     Parameters
@@ -18,6 +18,8 @@ def require(module, why):
         The module to import, e.g. ``"sklearn.datasets"``.
     why : str
         What needs it, e.g. ``"--plot"``; starts the error message.
+    extra : str, default "examples"
+        The cnnext extra that installs it, for the message.
 
     Returns
     -------
@@ -42,4 +44,4 @@ def require(module, why):
     except ImportError:
         name = _PIP_NAMES.get(module.split(".")[0], module.split(".")[0])
         raise CLIError(f"{why} needs {name}, which is not installed; "
-                       f"{EXTRA_HINT}") from None
+                       f"{EXTRA_HINT.format(extra=extra)}") from None

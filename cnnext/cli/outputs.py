@@ -1,5 +1,6 @@
-"""The files ``cnnext train`` writes (``--save``, ``--plot``): checked before
-training starts, so that a bad path fails in a second, not after the run."""
+"""The files ``cnnext train`` and ``cnnext predict`` write (``--save``,
+``--plot``, ``--show-errors``): checked before training or predicting
+starts, so that a bad path fails in a second, not after the run."""
 import io
 import os
 
@@ -53,8 +54,8 @@ def _same_file(a, b):
     return os.path.abspath(a) == os.path.abspath(b)
 
 
-def plot_target(path):
-    """The file ``--plot path`` writes and its format, checked with matplotlib.
+def plot_target(path, option="--plot"):
+    """The file ``option path`` writes and its format, checked with matplotlib.
 
     The format is the extension's; without one, ``.png`` is added (as
     matplotlib would), so that the name reported is the file written.
@@ -77,18 +78,18 @@ def plot_target(path):
     >>> plot_target("curves.PDF")
     ('curves.PDF', 'pdf')
     """
-    require("matplotlib", "--plot")
+    require("matplotlib", option)
     from matplotlib.backend_bases import FigureCanvasBase
     from matplotlib.figure import Figure
     if os.path.isdir(path):  # not "adir.png": the user meant a place, not a name
-        raise CLIError(f"--plot {path}: is a directory; give a file name in it")
+        raise CLIError(f"{option} {path}: is a directory; give a file name in it")
     ext = os.path.splitext(path)[1]
     if ext in ("", "."):
         path, ext = path.rstrip(".") + ".png", ".png"
     fmt = ext[1:].lower()
     supported = FigureCanvasBase.get_supported_filetypes()
     if fmt not in supported:
-        raise CLIError(f"--plot {path}: no figure format {ext}; use one of "
+        raise CLIError(f"{option} {path}: no figure format {ext}; use one of "
                        f"{', '.join('.' + k for k in sorted(supported))} (no extension: "
                        f".png is added)")
     trial = Figure(figsize=(1, 1))
@@ -96,7 +97,7 @@ def plot_target(path):
     try:  # a writer may need more than matplotlib: LaTeX, Pillow's codecs
         trial.savefig(io.BytesIO(), format=fmt)
     except Exception as exc:
-        raise CLIError(f"--plot {path}: matplotlib cannot write {ext} figures here: "
+        raise CLIError(f"{option} {path}: matplotlib cannot write {ext} figures here: "
                        f"{type(exc).__name__}: {exc}") from None
     return path, fmt
 
@@ -121,3 +122,44 @@ def save_plot(history, path, fmt):
         fig.savefig(path, format=fmt)
     except (OSError, ValueError) as exc:
         raise CLIError(f"--plot {path}: cannot write the figure: {exc}") from None
+
+
+# --show-errors draws at most this many images (a 10 x 10 grid stays legible).
+MAX_ERRORS_DRAWN = 100
+
+
+def save_errors(X, y, pred, classes, path, fmt):
+    """Draw the misclassified images of X, each titled with its index, true
+    and predicted class, into ``path``; a figure saying so if there are none.
+
+    Returns
+    -------
+    n_wrong, n_drawn : int, int
+        How many images were misclassified, and how many of them (the
+        first :data:`MAX_ERRORS_DRAWN`) were drawn.
+    """
+    from matplotlib.figure import Figure
+    wrong = np.flatnonzero(pred != y)
+    drawn = wrong[:MAX_ERRORS_DRAWN]
+    cols = int(np.ceil(np.sqrt(len(drawn)))) or 1
+    rows = int(np.ceil(len(drawn) / cols)) or 1
+    fig = Figure(figsize=(1.3 * cols + 0.4, 1.6 * rows + 0.6))
+    fig.suptitle(f"{len(wrong)} of {len(y)} images misclassified"
+                 + (f" (first {len(drawn)} shown)" if len(drawn) < len(wrong) else ""))
+    if len(drawn) == 0:
+        fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    for k, i in enumerate(drawn):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        image = X[i]
+        if image.shape[-1] == 1:
+            ax.imshow(image[..., 0], cmap="gray_r")
+        else:
+            ax.imshow(np.clip(image[..., :3], 0, 1))
+        ax.set_title(f"#{i} true {classes[y[i]]}\npredicted {classes[pred[i]]}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    try:
+        fig.savefig(path, format=fmt)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--show-errors {path}: cannot write the figure: {exc}") from None
+    return len(wrong), len(drawn)
