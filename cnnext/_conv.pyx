@@ -403,27 +403,33 @@ def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad, p
     if path == "planar" or path == "direct":
         _forward_direct(A, W2, b, Z, f, stride, pad, path == "planar", plan.parts)
         return
-    # GEMM paths: output pixels are independent, so threads split the rows.
+    # GEMM paths: output pixels are independent. Each GEMM call takes
+    # plan.gemm_rows of them (fewer if its scratch would pass CHUNK_BYTES),
+    # the same calls on any number of threads; threads take whole calls.
     cdef Py_ssize_t n_C = W2.shape[1], n_H = Z.shape[1], n_W = Z.shape[2]
     Z2 = Z.reshape(-1, n_C)
     bias = b.reshape(n_C)
     A2 = A.reshape(-1, A.shape[3]) if path == "gemm1x1" and stride == 1 else None
+    cdef Py_ssize_t pixels = Z2.shape[0]
+    cdef Py_ssize_t chunk = min(plan.gemm_rows,
+                                _chunk_rows(pixels, W2.shape[0] if A2 is None else n_C,
+                                            Z2.itemsize))
+    scratch = np.empty((chunk, W2.shape[0]), dtype=Z.dtype) if A2 is None else None
 
-    def pixel_rows(Py_ssize_t r0, Py_ssize_t r1):
+    def pixel_calls(Py_ssize_t c0, Py_ssize_t c1):
         cdef Py_ssize_t row0, row1
-        if A2 is None:
-            _forward_rows(A, W2, Z2, r0, r1, f, stride, pad, n_H, n_W)
-            np.add(Z2[r0:r1], bias, out=Z2[r0:r1])
-            return
-        # The (m*H*W, C) view: no copy at all. In chunks, so that the bias
-        # is added while a chunk of Z is still in cache.
-        chunk = _chunk_rows(r1 - r0, n_C, Z2.itemsize)
-        for row0 in range(r0, r1, chunk):
-            row1 = min(r1, row0 + chunk)
-            np.matmul(A2[row0:row1], W2, out=Z2[row0:row1])
+        # A fresh scratch per thread; the calling thread runs call 0.
+        rows = scratch if c0 == 0 or scratch is None else np.empty_like(scratch)
+        for row0 in range(c0 * chunk, min(c1 * chunk, pixels), chunk):
+            row1 = min(pixels, row0 + chunk)
+            if A2 is None:
+                _forward_rows(A, W2, Z2, row0, row1, f, stride, pad, n_H, n_W, rows)
+            else:  # the (m*H*W, C) view: no copy at all
+                np.matmul(A2[row0:row1], W2, out=Z2[row0:row1])
+            # while this call's Z is still in cache
             np.add(Z2[row0:row1], bias, out=Z2[row0:row1])
 
-    run_parts(pixel_rows, Z2.shape[0], plan.parts, calls_blas=True)
+    run_parts(pixel_calls, -(-pixels // chunk), plan.parts, calls_blas=True)
 
 
 def _forward_direct(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad,
@@ -447,22 +453,17 @@ def _forward_direct(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad
               rows, parts)
 
 
-def _forward_rows(const floating[:, :, :, ::1] A, W2, Z2, Py_ssize_t row_begin,
-                  Py_ssize_t row_end, Py_ssize_t f, Py_ssize_t stride,
-                  Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W):
-    """Z2[row_begin:row_end] = im2row rows @ W2, chunk by chunk."""
-    cdef Py_ssize_t K = W2.shape[0]
-    cdef Py_ssize_t chunk = _chunk_rows(row_end - row_begin, K, Z2.itemsize)
-    cdef Py_ssize_t row0, n
-    cdef floating[:, ::1] rows
-    scratch = np.empty((chunk, K), dtype=Z2.dtype)
-    for row0 in range(row_begin, row_end, chunk):
-        n = min(chunk, row_end - row0)
-        rows = scratch[:n]
-        with nogil:
-            _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
-        # numpy's matmul releases the GIL inside BLAS.
-        np.matmul(scratch[:n], W2, out=Z2[row0:row0 + n])
+def _forward_rows(const floating[:, :, :, ::1] A, W2, Z2, Py_ssize_t row0,
+                  Py_ssize_t row1, Py_ssize_t f, Py_ssize_t stride,
+                  Py_ssize_t pad, Py_ssize_t n_H, Py_ssize_t n_W, scratch):
+    """Z2[row0:row1] = im2row rows @ W2: one GEMM, its rows made in
+    ``scratch`` (at least row1 - row0 rows of W2.shape[0])."""
+    cdef Py_ssize_t n = row1 - row0
+    cdef floating[:, ::1] rows = scratch[:n]
+    with nogil:
+        _im2row(A, rows, row0, f, stride, pad, n_H, n_W)
+    # numpy's matmul releases the GIL inside BLAS.
+    np.matmul(scratch[:n], W2, out=Z2[row0:row1])
 
 
 # --------------------------------------------------------------------------
@@ -498,7 +499,11 @@ def _reduce_over_blocks(block_gradient, plan, out, bint calls_blas):
     bounds = plan.reduction_bounds
     cdef Py_ssize_t k, n_blocks = len(bounds) - 1
     if n_blocks == 1:
-        out[...] = block_gradient(bounds[0], bounds[1])[:, :out.shape[1]]
+        if calls_blas:  # as run_parts: the plan's threads, not BLAS's
+            with _blas_single_threaded():
+                out[...] = block_gradient(bounds[0], bounds[1])[:, :out.shape[1]]
+        else:
+            out[...] = block_gradient(bounds[0], bounds[1])[:, :out.shape[1]]
         return
     partial = [None] * n_blocks
 

@@ -131,15 +131,19 @@ def run_parts(kernel, n, n_parts, calls_blas=False):
     decided beforehand (the convolution plans of ``_plan.py``). With
     ``calls_blas`` as in :func:`for_slices`.
     """
-    if n_parts <= 1 or n < 2:
-        kernel(0, n)
-        return
     if not calls_blas:
-        _run_slices(kernel, n, n_parts)
+        if n_parts <= 1 or n < 2:
+            kernel(0, n)
+        else:
+            _run_slices(kernel, n, n_parts)
         return
+    # BLAS on one thread even when the plan runs one part: the plan decides
+    # the threads, and a GEMM's bits must not depend on how many threads
+    # BLAS would give it (numpy 1.26's OpenBLAS on an Intel Xeon, model 207,
+    # rounded sgemm differently on 2 threads than on 1).
     with _blas_single_threaded() as blas_cap:
-        if blas_cap is None:
-            kernel(0, n)  # BLAS keeps its own threads
+        if blas_cap is None or n_parts <= 1 or n < 2:
+            kernel(0, n)  # without control, BLAS keeps its own threads
         else:
             _run_slices(kernel, n, min(n_parts, blas_cap))
 

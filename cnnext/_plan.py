@@ -92,12 +92,15 @@ class ConvPlan(NamedTuple):
     over; ``reduction_bounds`` (backward) the fixed output-row boundaries of
     the weight gradient's blocks, over the m*n_H rows of the batch;
     ``transposed`` (backward path "transposed") the forward plan of the
-    input gradient's convolution.
+    input gradient's convolution; ``gemm_rows`` (forward GEMM paths) the
+    output pixels of each GEMM call, fixed by the problem's size, threads
+    taking whole calls.
     """
     path: str
     parts: int
     reduction_bounds: Tuple[int, ...] = ()
     transposed: Optional["ConvPlan"] = None
+    gemm_rows: int = 0
 
 
 _forced = threading.local()
@@ -212,7 +215,7 @@ def plan_conv_forward(A_shape, W_shape, stride, pad, threads):
     --------
     >>> from cnnext._plan import plan_conv_forward
     >>> plan_conv_forward((1, 56, 56, 64), (3, 3, 64, 64), 1, 1, threads=2)
-    ConvPlan(path='direct', parts=2, reduction_bounds=(), transposed=None)
+    ConvPlan(path='direct', parts=2, reduction_bounds=(), transposed=None, gemm_rows=0)
     >>> plan_conv_forward((32, 28, 28, 128), (1, 1, 128, 256), 1, 0, threads=2).path
     'gemm1x1'
     """
@@ -239,8 +242,16 @@ def _forward_plan(A_shape, W_shape, stride, pad, threads, path):
         return ConvPlan("empty", 1)
     work = m * n_H * n_W * n_C * f * f * C
     if path in ("gemm1x1", "im2row"):
-        # Cut over output pixels: the rows of the GEMM.
-        return ConvPlan(path, _parts(m * n_H * n_W, work, MIN_GEMM_WORK, threads))
+        # Cut over output pixels, the rows of the GEMM, in calls of a fixed
+        # size (at most 64, each of >= MIN_GEMM_WORK) that threads take
+        # whole: a row's bits must not depend on the thread count through
+        # the size of the call it lands in, as a BLAS may pick its kernels
+        # by size.
+        pixels = m * n_H * n_W
+        n_calls = max(1, min(MAX_REDUCTION_BLOCKS, pixels, work // MIN_GEMM_WORK))
+        gemm_rows = -(-pixels // n_calls)
+        return ConvPlan(path, _parts(-(-pixels // gemm_rows), work, MIN_GEMM_WORK, threads),
+                        gemm_rows=gemm_rows)
     return ConvPlan(path, _parts(m * n_H, work, MIN_DIRECT_WORK, threads))
 
 
