@@ -39,6 +39,10 @@ POOL_CASES = {
     "odd": (3, 7, 9, 5, 3, 2),
     "gaps": (2, 11, 13, 6, 2, 3),
 }
+# What --quick runs without --cases: the cases of issue 3, a batch of 1, a
+# 1x1 layer and a small odd pooling call.
+QUICK_CASES = ("seed", "signs", "lenet", "resnet", "strided", "overlap", "conv:resnet_b1",
+               "conv:pointwise", "pool:odd")
 CONV_OPS = ("conv_fwd", "conv_bwd")
 POOL_OPS = ("max_fwd", "max_bwd", "avg_fwd", "avg_bwd")
 OPS = CONV_OPS + POOL_OPS
