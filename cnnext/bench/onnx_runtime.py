@@ -53,6 +53,11 @@ def _session(node, inputs, out_shape, initializers=()):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No spinning after a run: spinning intra-op threads held both cores and
+    # made the next contender's call wait (torch's seed conv forward: 0.12 ms
+    # alone, 19 ms right after a session.run; Xeon 2 cores,
+    # /work/briefs/bench-torch-small.py).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
 
