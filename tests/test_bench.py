@@ -164,6 +164,88 @@ def test_torch_contenders_agree_with_cnnext(dtype):
                                        expected, **TOL[dtype])
 
 
+def _contender_calls(module, op, args):
+    """The result of ``module``'s timed call of ``op`` on cnnext's ``args``,
+    as cnnext's arrays: the path a benchmark row takes."""
+    from cnnext.bench.contenders import call_of
+    got = call_of(module, op, args)()
+    return module.to_cnnext(op, got) if hasattr(module, "to_cnnext") else got
+
+
+def test_onnx_runtime_contender_agrees_with_the_reference(ref, assert_close):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from cnnext.bench import onnx_runtime as ox
+    assert ox.supports("conv_fwd", "float32") and not ox.supports("conv_fwd", "float64")
+    assert not ox.supports("conv_bwd", "float32")
+    for shape in CONV_SHAPES:
+        A, W, b, hp = _conv_inputs(shape, np.float32)
+        got = _contender_calls(ox, "conv_fwd", (A, W, b, hp))
+        expected = ref.conv_forward(A, W, b, hp)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        assert_close(got, expected, np.float32)
+    for shape in POOL_SHAPES:
+        A, hp = _pool_inputs(shape, np.float32)
+        for mode, op in (("max", "max_fwd"), ("average", "avg_fwd")):
+            got = _contender_calls(ox, op, (A, hp, mode))
+            assert_close(got, ref.pool_forward(A, hp, mode), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_jax_contender_agrees_with_the_reference(dtype, ref, assert_close):
+    pytest.importorskip("jax")
+    from cnnext.bench import jax_xla
+    for shape in CONV_SHAPES:
+        A, W, b, hp = _conv_inputs(shape, dtype)
+        Z = _contender_calls(jax_xla, "conv_fwd", (A, W, b, hp))
+        expected, cache = ref.conv_forward(A, W, b, hp), (A, W, b, hp)
+        assert Z.shape == expected.shape and Z.dtype == dtype  # float64 runs in float64
+        assert_close(Z, expected, dtype)
+        dZ = np.random.default_rng(1).standard_normal(Z.shape).astype(dtype)
+        got = _contender_calls(jax_xla, "conv_bwd", (dZ, (A, W, b, hp)))
+        for g, e in zip(got, ref.conv_backward(dZ, cache)):
+            assert g.shape == e.shape and g.dtype == dtype
+            assert_close(g, e, dtype)
+    for shape in POOL_SHAPES:
+        A, hp = _pool_inputs(shape, dtype)
+        for mode, kind in (("max", "max"), ("average", "avg")):
+            out, cache = ref.pool_forward(A, hp, mode), (A, hp)
+            got = _contender_calls(jax_xla, f"{kind}_fwd", (A, hp, mode))
+            assert got.dtype == dtype
+            assert_close(got, out, dtype)
+            dA = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+            got = _contender_calls(jax_xla, f"{kind}_bwd", (dA, (A, hp), mode))
+            assert got.shape == A.shape
+            assert_close(got, ref.pool_backward(dA, cache, mode), dtype)
+
+
+def test_rows_leave_out_what_a_contender_does_not_run():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from cnnext.bench import onnx_runtime
+    here = {"cnnext": cnnext, "onnx": onnx_runtime}
+    assert set(cases.Row("conv", "seed", "conv_fwd", "float32", here).fns) == {"cnnext", "onnx"}
+    assert set(cases.Row("conv", "seed", "conv_fwd", "float64", here).fns) == {"cnnext"}
+    assert set(cases.Row("conv", "seed", "conv_bwd", "float32", here).fns) == {"cnnext"}
+
+
+def test_warm_up_waits_for_slow_first_calls_to_pass():
+    # A call whose first calls take 50, 20 and 5 ms, then 0.2 ms: calibrated
+    # from a first call, a sample would hold 1 call where it should hold ~100.
+    from cnnext.bench import timing
+    import time as _time
+    calls = []
+
+    def fn():
+        calls.append(1)
+        _time.sleep((0.05, 0.02, 0.005)[len(calls) - 1] if len(calls) <= 3 else 0.0002)
+
+    cfg = type("Cfg", (), {"warmup_calls": 3, "warmup_max": 20, "warmup_time": 5.0})()
+    t = timing.settled_call_time(fn, cfg)
+    assert len(calls) > 3
+    assert t < 0.005, t
+
+
 # --- the rows ---
 
 def test_rows_have_the_output_shapes_of_the_seed_formulas():
@@ -219,7 +301,11 @@ def test_bench_command_tiny_run(tmp_path, capsys):
     have_torch = data["environment"]["torch"] is not None
     for r in rows:
         assert ROW_KEYS <= set(r)
-        contenders = {"cnnext", "numpy", "seed"} | ({"torch"} if have_torch else set())
+        versions = data["environment"]["contender_versions"]
+        contenders = ({"cnnext", "numpy", "seed"} | ({"torch"} if have_torch else set())
+                      | ({"jax"} if "jax" in versions else set())
+                      | ({"onnx"} if "onnxruntime" in versions and r["dtype"] == "float32"
+                         and r["op"].endswith("fwd") else set()))
         assert set(r["median_s"]) == contenders
         assert all(len(v) == 1 and v[0] > 0 for v in r["samples_s"].values())
         # The seed loops run in full unless a row's run outlasts --quick's

@@ -1,11 +1,15 @@
-"""Benchmark cnnext's conv and pool kernels against three other implementations.
+"""Benchmark cnnext's conv and pool kernels against five other implementations.
 
 Run ``cnnext-bench`` or ``python -m cnnext.bench`` (``--help`` lists the
 options; ``--quick`` for a short run, ``--json`` to keep every number,
-``--render run.json --markdown`` to print a kept run as the README's table).
-In one process, for every case of issue 3, forward and backward, float32 and
+``--render run.json --markdown`` to print a kept run as the README's table;
+``--no-torch``, ``--no-onnx``, ``--no-jax`` leave a contender out; the extra
+``bench-more`` installs onnx, onnxruntime and jax).
+In one process, for every case of issue 3 and the layers of real networks of
+issue 10 (:mod:`~cnnext.bench.cases`), forward and backward, float32 and
 float64, it times side by side, alternating the contenders and taking
-medians over repeats:
+medians over repeats, each contender warmed up before its calls per sample
+are calibrated:
 
 cnnext
     the package under test.
@@ -14,6 +18,14 @@ torch
     arrays are seen as channels_last tensors; the layout changes are inside
     the timing. Max pooling's backward gets its argmax indices from a
     forward call outside the timing, as an autograd user would have them.
+onnx
+    ONNX Runtime's CPU provider, when onnx and onnxruntime are installed
+    (:mod:`~cnnext.bench.onnx_runtime`), float32 forwards only: a one-node
+    graph per row, fed the NCHW input prepared outside the timing.
+jax
+    JAX on XLA's CPU backend, when installed (:mod:`~cnnext.bench.jax_xla`):
+    jit-compiled NHWC forward and ``jax.vjp`` backward, on device arrays put
+    there outside the timing, float64 rows with x64 enabled.
 numpy
     a vectorised numpy version (:mod:`~cnnext.bench.numpy_vectorised`).
 seed
@@ -22,7 +34,9 @@ seed
     output row) pairs, reported per output element and extrapolated to the
     full case.
 
-It also measures the GFLOP/s of a large matmul of each dtype in the same run,
+It also measures the GFLOP/s of a large matmul of each dtype in the same run
+(the best of its repeats: the practical peak each conv row's "cnnext % peak"
+is a share of),
 the peak traced memory (tracemalloc) of one cnnext call minus the size of its
 outputs ("scratch"), and the growth of traced memory and RSS over repeated
 calls (leak check).

@@ -1,5 +1,7 @@
-"""The benchmark's rows: the cases of issue 3, the ops, and the inputs and
-contender calls of one (case, op, dtype)."""
+"""The benchmark's rows: the cases of issue 3, the layers of real networks
+of issue 10, the ops, and the inputs and contender calls of one (case, op,
+dtype)."""
+import functools
 import math
 
 import numpy as np
@@ -7,7 +9,7 @@ import numpy as np
 import cnnext
 
 from .._geometry import conv_output_shape, pool_output_shape
-from .contenders import call_of
+from .contenders import call_of, supports
 
 # (m, H, W, C, f, n_C, stride, pad)
 CONV_CASES = {
@@ -16,6 +18,14 @@ CONV_CASES = {
     "lenet": (64, 28, 28, 1, 5, 32, 1, 2),
     "resnet": (32, 56, 56, 64, 3, 64, 1, 1),
     "strided": (32, 32, 32, 32, 3, 64, 2, 1),
+    # Issue 10: layers of real networks.
+    "resnet_b1": (1, 56, 56, 64, 3, 64, 1, 1),          # ResNet 3x3 64->64, a batch of 1
+    "pointwise": (32, 28, 28, 128, 1, 256, 1, 0),       # 1x1 128->256 (ResNet-50 bottleneck)
+    "resnet_stem": (8, 224, 224, 3, 7, 64, 2, 3),       # ResNet 7x7 stride-2 stem
+    "vgg_first": (8, 224, 224, 3, 3, 64, 1, 1),         # VGG's first 3x3
+    "mobilenet_stem": (8, 224, 224, 3, 3, 32, 2, 1),    # MobileNet 3x3 stride-2 stem
+    "resnet50_s3": (8, 28, 28, 128, 3, 128, 1, 1),      # ResNet-50 stage-3 3x3
+    "downsample": (32, 56, 56, 64, 1, 128, 2, 0),       # strided 1x1 projection shortcut
 }
 # (m, H, W, C, f, stride)
 POOL_CASES = {
@@ -23,7 +33,16 @@ POOL_CASES = {
     "signs": (64, 64, 64, 8, 8, 8),
     "resnet": (32, 56, 56, 64, 2, 2),
     "overlap": (32, 56, 56, 64, 3, 1),
+    # Issue 10: ResNet's stem max/avg pool (3x3 stride 2 after the 7x7 stem),
+    # and small odd-shaped calls, the second with gaps between windows.
+    "resnet_stem": (8, 112, 112, 64, 3, 2),
+    "odd": (3, 7, 9, 5, 3, 2),
+    "gaps": (2, 11, 13, 6, 2, 3),
 }
+# What --quick runs without --cases: the cases of issue 3, a batch of 1, a
+# 1x1 layer and a small odd pooling call.
+QUICK_CASES = ("seed", "signs", "lenet", "resnet", "strided", "overlap", "conv:resnet_b1",
+               "conv:pointwise", "pool:odd")
 CONV_OPS = ("conv_fwd", "conv_bwd")
 POOL_OPS = ("max_fwd", "max_bwd", "avg_fwd", "avg_bwd")
 OPS = CONV_OPS + POOL_OPS
@@ -74,7 +93,8 @@ class Row:
 
     ``args`` are the arguments of cnnext's call (every contender takes the
     same); ``fns`` maps each contender of ``contenders`` ({name: module},
-    :func:`cnnext.bench.contenders.load`) to its call, the seed loops' with
+    :func:`cnnext.bench.contenders.load`) that runs this op and dtype to its
+    call, ``to_cnnext`` those whose results need converting for the check, the seed loops' with
     an optional ``limit``, the number of (example, output row) pairs to run.
     ``cnnext_masked_backward(rows)`` is cnnext's backward of the gradient
     zeroed outside ``rows``, what a subsampled seed backward computes.
@@ -108,8 +128,12 @@ class Row:
                 self.args = (A, hp, mode)
             else:
                 self.args = (randn(*self.out_shape), (A, hp), mode)
-        self.fns = {name: call_of(module, op, self.args)
-                    for name, module in contenders.items()}
+        runs = {name: module for name, module in contenders.items()
+                if supports(module, op, dtype)}
+        self.fns = {name: call_of(module, op, self.args) for name, module in runs.items()}
+        # What turns a timed call's result into cnnext's (NCHW, jax arrays), untimed.
+        self.to_cnnext = {name: functools.partial(module.to_cnnext, op)
+                          for name, module in runs.items() if hasattr(module, "to_cnnext")}
         if op.endswith("bwd"):
             backward = cnnext.conv_backward if kind == "conv" else cnnext.pool_backward
             gradient, rest = self.args[0], self.args[1:]

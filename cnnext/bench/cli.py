@@ -13,10 +13,10 @@ import sys
 import time
 
 from .._threads import available_cpus, limit_all_threads, reexec
-from .cases import CONV_CASES, DTYPES, OP_GROUPS, OPS, POOL_CASES, Row, select_rows
+from .cases import CONV_CASES, DTYPES, OP_GROUPS, OPS, POOL_CASES, QUICK_CASES, Row, select_rows
 from .contenders import CONTENDERS, load
 from .environment import OPENBLAS_VARS, UNSET_MARK, environment, loadavg, threadpool_info
-from .report import COLUMNS, header_text, report_text, summary_lines, table_rows
+from .report import COLUMNS, PROGRESS_COLUMNS, header_text, report_text, summary_lines, table_rows
 from .timing import matmul_gflops, run_row
 
 PROG = "cnnext-bench"
@@ -37,10 +37,12 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Time cnnext's conv and pool kernels, forward and backward, "
-                    "against PyTorch CPU, vectorised numpy and the seed's loops.")
+                    "against PyTorch CPU, ONNX Runtime, JAX, vectorised numpy and the "
+                    "seed's loops.")
     p.add_argument("--quick", action="store_true",
                    help="fewer repeats, shorter samples, smaller seed-loop subsample "
-                        "and matmul")
+                        "and matmul; without --cases, only the cases of issue 3 and "
+                        "resnet_b1, pointwise, pool:odd")
     p.add_argument("--cases", type=_split, default=None,
                    help="comma list of case names (seed, signs, lenet, resnet, strided, "
                         "overlap); 'conv:NAME' or 'pool:NAME' picks one kind")
@@ -49,7 +51,7 @@ def parse_args(argv):
                         f"{', '.join(OP_GROUPS)}")
     p.add_argument("--dtype", choices=("float32", "float64", "both"), default="both")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timed samples per contender (median taken); default 5, "
+                   help="timed samples per contender (median taken); default 7, "
                         "--quick 3")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every contender (default: what BLAS is set to "
@@ -61,6 +63,8 @@ def parse_args(argv):
                    help="run nothing: print the report of a --json file again "
                         "(with --markdown for the README)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--no-onnx", action="store_true", help="leave ONNX Runtime out")
+    p.add_argument("--no-jax", action="store_true", help="leave JAX out")
     p.add_argument("--matmul-n", type=int, default=None,
                    help="size of the reference matmul (default 4096, --quick 2048; "
                         "0 skips it)")
@@ -101,16 +105,23 @@ class Config:
 
     def __init__(self, args, threads, contenders):
         quick = args.quick
-        self.repeats = args.repeats or (3 if quick else 5)
+        self.repeats = args.repeats or (3 if quick else 7)
         self.sample_time = 0.01 if quick else 0.05   # seconds per timed sample
+        # Untimed calls before a contender's calls per sample are calibrated
+        # (timing.settled_call_time): at least warmup_calls, until two agree.
+        self.warmup_calls = 3
+        self.warmup_max = 6 if quick else 10
+        self.warmup_time = 0.1 if quick else 0.5
         self.seed_budget = 0.03 if quick else 0.25   # seconds per seed-loop sample
-        self.leak_time = 0.2 if quick else 2.0       # seconds of leak-check calls
+        self.leak_time = 0.1 if quick else 1.0       # seconds of leak-check calls
         self.leak_min, self.leak_max = (3, 20) if quick else (5, 200)
         self.matmul_n = 2048 if quick else 4096
         if args.matmul_n is not None:
             self.matmul_n = args.matmul_n
         self.threads = threads
         self.contenders = [c for c in CONTENDERS if c in contenders]
+        # dtype -> the GFLOP/s that "cnnext % peak" divides by (set after the matmul).
+        self.peak_gflops = {}
 
 
 def _check_writable(path):
@@ -215,14 +226,16 @@ def main(argv=None):
     if from_command_line and not args.keep_openblas_env:
         _reexec_without_openblas_env(argv)
 
-    contenders = load(leave_out=("torch",) if args.no_torch else ())
-    torch = None
-    if "torch" in contenders:
-        import torch
     threads = args.threads
     if threads is None:
         blas = [d["num_threads"] for d in threadpool_info() or [] if d["user_api"] == "blas"]
         threads = blas[0] if blas else available_cpus()
+    left_out = [name for name, no in (("torch", args.no_torch), ("onnx", args.no_onnx),
+                                      ("jax", args.no_jax)) if no]
+    contenders = load(leave_out=left_out, threads=threads)
+    torch = None
+    if "torch" in contenders:
+        import torch
     limits = limit_all_threads(threads)
     if torch is not None:
         torch_threads = torch.get_num_threads()
@@ -230,23 +243,27 @@ def main(argv=None):
         limits.add(lambda: torch.set_num_threads(torch_threads))
     try:
         cfg = Config(args, threads, contenders)
-        env = environment(cfg, torch)
+        env = environment(cfg, torch, contenders, left_out)
         dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
         matmul = {}
         if cfg.matmul_n > 0:
             for dt in dtypes:
                 matmul[dt] = (cfg.matmul_n, matmul_gflops(dt, cfg.matmul_n, cfg.repeats))
+                cfg.peak_gflops[dt] = matmul[dt][1]
         print(header_text(env, matmul, args.markdown), flush=True)
         results = []
         t_start = time.perf_counter()
-        selected = select_rows(args.cases, args.ops, dtypes)
+        # --quick without --cases: the cases of issue 3 and a few of issue 10
+        # (the whole suite's 104 rows take ~4 min even with --quick's settings).
+        selected = select_rows(args.cases or (QUICK_CASES if args.quick else None),
+                               args.ops, dtypes)
         for k, (kind, case, op, dt) in enumerate(selected, 1):
             row = Row(kind, case, op, dt, contenders)
             results.append(run_row(row, cfg))
             del row
             cells = dict(zip(COLUMNS, table_rows(results[-1:])[0]))
             print(f"[{k}/{len(selected)}] {kind} {case} {op} {dt}: "
-                  + ", ".join(f"{c} {cells[c]}" for c in COLUMNS[3:10]),
+                  + ", ".join(f"{c} {cells[c]}" for c in PROGRESS_COLUMNS),
                   file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - t_start
     finally:

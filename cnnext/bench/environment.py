@@ -2,6 +2,7 @@
 the OpenBLAS variables, as the JSON keeps them and the header prints them."""
 import os
 import platform
+import subprocess
 import time
 
 import numpy as np
@@ -43,11 +44,26 @@ def threadpool_info():
     return None if tpc is None else tpc.threadpool_info()
 
 
-def environment(cfg, torch):
-    """The machine and settings of a run (``torch``: the module, or None)."""
+def _lscpu_model():
+    """lscpu's "Model name" (what /proc/cpuinfo may not say as plainly), or None."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                             env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def environment(cfg, torch, contenders=None, left_out=()):
+    """The machine and settings of a run (``torch``: the module, or None;
+    ``contenders``: {name: module} of :func:`cnnext.bench.contenders.load`;
+    ``left_out``: the names the options left out)."""
     pools = threadpool_info()
     env = {"date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-           "cpu": _cpu_model(), "cpus_available": available_cpus(),
+           "cpu": _lscpu_model() or _cpu_model(), "cpus_available": available_cpus(),
            "loadavg_start": loadavg(), "python": platform.python_version(),
            "numpy": np.__version__, "cnnext": cnnext.__version__,
            "torch": None if torch is None else torch.__version__,
@@ -58,6 +74,13 @@ def environment(cfg, torch):
                {k: d.get(k) for k in ("internal_api", "version", "architecture",
                                       "num_threads", "threading_layer", "filepath")}
                for d in pools]}
+    versions = {}
+    for name, module in (contenders or {}).items():
+        if hasattr(module, "versions"):
+            versions.update(module.versions())
+    env["contender_versions"] = versions
+    env["contenders_left_out"] = list(left_out)
+    env["xla_flags"] = os.environ.get("XLA_FLAGS") if "jax" in (contenders or {}) else None
     if torch is not None:
         env["torch_threads"] = torch.get_num_threads()
         env["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available())
