@@ -73,6 +73,8 @@ PLANAR_MAX_OUTPUTS = 8
 # Multiply-adds below which one more thread costs more than it saves (the
 # hand-over to a worker costs tens of microseconds).
 MIN_GEMM_WORK = 1 << 22
+MIN_GEMM_ROWS = 128
+MAX_GEMM_CALLS = 16
 MIN_DIRECT_WORK = 1 << 21
 # The weight gradient is summed over at most this many fixed blocks, each of
 # at least MIN_BLOCK_WORK multiply-adds: enough blocks to keep 64 threads
@@ -243,12 +245,16 @@ def _forward_plan(A_shape, W_shape, stride, pad, threads, path):
     work = m * n_H * n_W * n_C * f * f * C
     if path in ("gemm1x1", "im2row"):
         # Cut over output pixels, the rows of the GEMM, in calls of a fixed
-        # size (at most 64, each of >= MIN_GEMM_WORK) that threads take
-        # whole: a row's bits must not depend on the thread count through
-        # the size of the call it lands in, as a BLAS may pick its kernels
-        # by size.
+        # size that threads take whole: a row's bits must not depend on the
+        # thread count through the size of its call (numpy 1.26's OpenBLAS,
+        # on its Prescott kernels here, rounds a row differently with M).
+        # Calls of >= MIN_GEMM_ROWS rows and MIN_GEMM_WORK multiply-adds, at
+        # most MAX_GEMM_CALLS: on this Xeon (model 207), 64 calls of 392 rows
+        # made the 1x1 128 -> 256 float64 forward 0.8x as fast and 27 calls
+        # of 30 rows a batch-1 3x3 128 -> 128 one 0.6x, against one call per
+        # thread. 16 calls still keep 16 cores busy.
         pixels = m * n_H * n_W
-        n_calls = max(1, min(MAX_REDUCTION_BLOCKS, pixels, work // MIN_GEMM_WORK))
+        n_calls = max(1, min(MAX_GEMM_CALLS, pixels // MIN_GEMM_ROWS, work // MIN_GEMM_WORK))
         gemm_rows = -(-pixels // n_calls)
         return ConvPlan(path, _parts(-(-pixels // gemm_rows), work, MIN_GEMM_WORK, threads),
                         gemm_rows=gemm_rows)
