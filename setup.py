@@ -30,7 +30,7 @@ extensions = [
     Extension(
         f"cnnext.{name}",
         [f"cnnext/{name}.pyx"],
-        depends=["cnnext/_window_ops.h", "cnnext/_conv_direct.h"],
+        depends=[f"cnnext/{h}.h" for h in ("_window_ops", "_conv_direct", "_dispatch", "_per_isa")],
         include_dirs=[np.get_include(), "cnnext"],
         define_macros=macros,
         extra_compile_args=compile_args,

@@ -27,7 +27,7 @@ except ImportError as exc:  # the source tree, not an installed build
         f"(python -m puts the current one first on sys.path), use the 'cnnext' "
         f"command, or build in place with 'python setup.py build_ext --inplace'."
     ) from None
-from . import _plan
+from . import _dispatch, _plan
 from ._parallel import for_batch, get_num_threads, set_num_threads
 from ._threads import threads
 from ._validation import (_as_real_array, _check_4d, _check_cache, _check_grad_shape,
@@ -49,12 +49,45 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "threads",
+    "show_config",
     "__version__",
 ]
 
 # --------------------------------------------------------------------------
 # The public API
 # --------------------------------------------------------------------------
+
+def show_config(mode="stdout"):
+    """Show how this cnnext was built and what it runs on, as
+    ``numpy.show_config`` does.
+
+    The kernels are compiled once per instruction-set level (on x86-64:
+    baseline SSE2, AVX2 + FMA, AVX-512) and the highest level the CPU runs
+    is picked at import; the environment variable ``CNNEXT_CPU_LEVEL``
+    (``baseline``, ``avx2``, ``avx512``) asks for a lower one. Also shown:
+    the compiler, and the BLAS that the large convolutions call (with
+    threadpoolctl installed).
+
+    Parameters
+    ----------
+    mode : {"stdout", "dicts"}
+        Print the configuration, or return it as a dict.
+
+    Examples
+    --------
+    >>> import cnnext
+    >>> kernels = cnnext.show_config(mode="dicts")["kernels"]
+    >>> kernels["level running"] in kernels["levels built"]
+    True
+    """
+    if mode not in ("stdout", "dicts"):
+        raise ValueError(f"mode must be 'stdout' or 'dicts', got {mode!r}")
+    info = {"cnnext": __version__, **_dispatch.config()}
+    if mode == "dicts":
+        return info
+    import json
+    print(json.dumps(info, indent=2))
+
 
 def zero_pad(X, pad):
     """Pad every image of X with ``pad`` zeros on height and width.

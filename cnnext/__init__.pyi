@@ -27,6 +27,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "threads",
+    "show_config",
     "gradcheck",
     "__version__",
 ]
@@ -70,6 +71,10 @@ def distribute_value(
 def get_num_threads() -> int: ...
 def set_num_threads(num_threads: int) -> None: ...
 def threads(num_threads: int) -> AbstractContextManager[None]: ...
+@overload
+def show_config(mode: Literal["stdout"] = ...) -> None: ...
+@overload
+def show_config(mode: Literal["dicts"]) -> dict[str, Any]: ...
 def gradcheck(
     obj: Any,
     X: ArrayLike,

@@ -34,6 +34,7 @@ import numpy as np
 from ._parallel import _blas_single_threaded, run_parts
 
 cdef extern from "_conv_direct.h" nogil:
+    void cnx_conv_select(int level)
     enum:
         CNX_VL_f
         CNX_VL_d
@@ -93,6 +94,12 @@ cdef extern from "_conv_direct.h" nogil:
                                    const double* dz, const double* wt, Py_ssize_t f,
                                    Py_ssize_t nC, Py_ssize_t K_pad, Py_ssize_t stride,
                                    Py_ssize_t n_W, double* dcol)
+
+
+def select_level(int level):
+    """Point the direct kernels at `level` (see cnnext/_dispatch.py)."""
+    cnx_conv_select(level)
+
 
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache
 # between the copy and the GEMM that reads them.

@@ -6,8 +6,8 @@
  * the output channels are few), window positions x output channels for the
  * weight gradient. With few input channels, im2row would copy every input
  * f*f times into rows too short for BLAS; up to 64 channels, these tiles
- * also beat im2row + GEMM. Compiled for several instruction sets, picked at
- * load time (see _window_ops.h).
+ * also beat im2row + GEMM. Compiled once per instruction-set level, the
+ * level picked at import (see _dispatch.h).
  *
  * Layouts of the channel-vector kernels: `a` is one zero-padded NHWC image
  * (Hp, Wp, C); `w` the filters as (f, f, C, nC_pad) and `bias` (nC_pad,) with
@@ -18,17 +18,33 @@
 #define CNNEXT_CONV_DIRECT_H
 
 #include <stddef.h>
-#include "_window_ops.h" /* CNX_DISPATCH */
+#include "_dispatch.h"
 
-/* GCC vectors of 64 bytes (one AVX-512 register, two AVX2 or four SSE ones)
- * and of 32 bytes for layers with few output channels, where a 64-byte
- * vector would be mostly padding. aligned(sizeof(T)) lets them load from any
- * element address. */
-typedef float cnx_vec_f __attribute__((vector_size(64), aligned(4)));
-typedef double cnx_vec_d __attribute__((vector_size(64), aligned(8)));
-typedef float cnx_half_f __attribute__((vector_size(32), aligned(4)));
-typedef double cnx_half_d __attribute__((vector_size(32), aligned(8)));
+/* GCC vectors of 64, 32 and 16 bytes: one register of AVX-512, AVX2 and
+ * SSE2 / NEON. aligned(sizeof(T)) lets them load from any element address. */
+typedef float cnx_vec_f_64 __attribute__((vector_size(64), aligned(4)));
+typedef float cnx_vec_f_32 __attribute__((vector_size(32), aligned(4)));
+typedef float cnx_vec_f_16 __attribute__((vector_size(16), aligned(4)));
+typedef double cnx_vec_d_64 __attribute__((vector_size(64), aligned(8)));
+typedef double cnx_vec_d_32 __attribute__((vector_size(32), aligned(8)));
+typedef double cnx_vec_d_16 __attribute__((vector_size(16), aligned(8)));
+
+/* The callers pad channel axes to the widest level's vector (16 floats, 8
+ * doubles), or to half of it for layers with few output channels, where a
+ * full vector would be mostly padding: every level's vectors divide these,
+ * so one layout serves all levels. (Results differ between levels in the
+ * last bits: the baseline has no fused multiply-add.) */
 enum { CNX_VL_f = 16, CNX_VL_d = 8, CNX_HALF_VL_f = 8, CNX_HALF_VL_d = 4 };
+
+/* One level's vectors (CNX_VEC(f): its full vector of floats; CNX_HALF(f)
+ * the one for the half-padded layouts) and tile sizes: CNX_TILE(wide,
+ * narrow) is `wide` on levels with 32 vector registers (AVX-512, NEON) and
+ * `narrow` on those with 16 (AVX2, SSE2), whose tiles hold half the sums so
+ * that they do not spill. _per_isa.h sets the CNX_ISA_* numbers. */
+#define CNX_VEC(S) CNX_PASTE(cnx_vec_##S, CNX_ISA_VECTOR_BYTES)
+#define CNX_HALF(S) CNX_PASTE(cnx_vec_##S, CNX_ISA_HALF_BYTES)
+#define CNX_LANES(T, BYTES) ((BYTES) / (int)sizeof(T))
+#define CNX_TILE(wide, narrow) (CNX_ISA_VECTOR_REGS >= 32 ? (wide) : (narrow))
 
 /* One tile: PIX output pixels of a row x NB vectors of output channels
  * from channel nb, summed over the whole window in PIX * NB vector registers.
@@ -38,7 +54,7 @@ enum { CNX_VL_f = 16, CNX_VL_d = 8, CNX_HALF_VL_f = 8, CNX_HALF_VL_d = 4 };
  * (n_pix < PIX) recompute the last one and are never stored, so that no read
  * leaves the image. */
 #define CNX_DEFINE_CONV_TILE(T, NAME, VEC, VL, PIX, NB)                               \
-static inline __attribute__((always_inline)) void NAME(                               \
+static inline __attribute__((always_inline)) void CNX_ISA(NAME)(                               \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict w,          \
         const T *restrict bias, ptrdiff_t f, ptrdiff_t nC, ptrdiff_t nC_pad,          \
         ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t w0, ptrdiff_t n_pix, ptrdiff_t nb,  \
@@ -93,7 +109,7 @@ CNX_DEFINE_CONV_TILE(T, NAME##_tile4, VEC, VL, PIX4, 4)                         
 CNX_DEFINE_CONV_TILE(T, NAME##_tail1, VEC, VL, 4, 1)                                  \
 CNX_DEFINE_CONV_TILE(T, NAME##_tail2, VEC, VL, 4, 2)                                  \
 CNX_DEFINE_CONV_TILE(T, NAME##_tail4, VEC, VL, 4, 4)                                  \
-CNX_DISPATCH static void NAME(                                                        \
+static void CNX_ISA(NAME)(                                                        \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C,                               \
         const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
         ptrdiff_t nC_pad, ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t n_W,              \
@@ -107,16 +123,16 @@ CNX_DISPATCH static void NAME(                                                  
         const ptrdiff_t n_pix = n_W - w0 < PIX ? n_W - w0 : PIX;                      \
         for (ptrdiff_t nb = 0; nb < nC_pad; nb += NB * VL) {                          \
             if (n_pix == PIX) {                                                       \
-                if (NB == 4) NAME##_tile4(CNX_TILE_ARGS);                             \
-                else if (NB == 2) NAME##_tile2(CNX_TILE_ARGS);                        \
-                else NAME##_tile1(CNX_TILE_ARGS);                                     \
+                if (NB == 4) CNX_ISA(NAME##_tile4)(CNX_TILE_ARGS);                             \
+                else if (NB == 2) CNX_ISA(NAME##_tile2)(CNX_TILE_ARGS);                        \
+                else CNX_ISA(NAME##_tile1)(CNX_TILE_ARGS);                                     \
                 continue;                                                             \
             }                                                                         \
             for (ptrdiff_t t = 0; t < n_pix; t += 4) { /* the row's last pixels */    \
                 const ptrdiff_t n_tail = n_pix - t < 4 ? n_pix - t : 4;               \
-                if (NB == 4) NAME##_tail4(CNX_TAIL_ARGS);                             \
-                else if (NB == 2) NAME##_tail2(CNX_TAIL_ARGS);                        \
-                else NAME##_tail1(CNX_TAIL_ARGS);                                     \
+                if (NB == 4) CNX_ISA(NAME##_tail4)(CNX_TAIL_ARGS);                             \
+                else if (NB == 2) CNX_ISA(NAME##_tail2)(CNX_TAIL_ARGS);                        \
+                else CNX_ISA(NAME##_tail1)(CNX_TAIL_ARGS);                                     \
             }                                                                         \
         }                                                                             \
     }                                                                                 \
@@ -124,10 +140,15 @@ CNX_DISPATCH static void NAME(                                                  
 #define CNX_TILE_ARGS a, Wp, C, w, bias, f, nC, nC_pad, stride, y0, w0, n_pix, nb, z
 #define CNX_TAIL_ARGS a, Wp, C, w, bias, f, nC, nC_pad, stride, y0, w0 + t, n_tail, nb, z
 
-CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_f, cnx_vec_f, CNX_VL_f, 12, 12, 6)
-CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, cnx_vec_d, CNX_VL_d, 12, 12, 6)
-CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_half_f, cnx_half_f, CNX_HALF_VL_f, 12, 12, 6)
-CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_VL_d, 12, 12, 6)
+/* Pixels (or window positions) per tile with 1, 2 and 4 vectors of
+ * output channels: 12, 12, 6 fill 24 of AVX-512's 32 registers. */
+#define CNX_FULL_LANES(T) CNX_LANES(T, CNX_ISA_VECTOR_BYTES)
+#define CNX_HALF_LANES(T) CNX_LANES(T, CNX_ISA_HALF_BYTES)
+#define CNX_CONV_DIRECT_KERNELS \
+    CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_f, CNX_VEC(f), CNX_FULL_LANES(float), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \
+    CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, CNX_VEC(d), CNX_FULL_LANES(double), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \
+    CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_half_f, CNX_HALF(f), CNX_HALF_LANES(float), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \
+    CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, CNX_HALF(d), CNX_HALF_LANES(double), 12, CNX_TILE(12, 6), CNX_TILE(6, 3))
 
 /* Direct convolution at stride 1 vectorised over output pixels, for layers
  * with few output channels: there a tile of channel vectors would be mostly
@@ -150,7 +171,7 @@ CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_half_d, cnx_half_d, CNX_HALF_
  * At the end the [channel][pixel] tile is transposed into z's
  * [pixel][channel] layout. */
 #define CNX_DEFINE_PLANAR_TILE(T, NAME, VEC, VL, NV, G)                               \
-static inline __attribute__((always_inline)) void NAME(                               \
+static inline __attribute__((always_inline)) void CNX_ISA(NAME)(                               \
         const T *restrict a, ptrdiff_t Hp, ptrdiff_t Wq, ptrdiff_t C,                 \
         const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
         ptrdiff_t n_W, ptrdiff_t n_vec, ptrdiff_t q0, ptrdiff_t n_q, ptrdiff_t n0,    \
@@ -204,21 +225,32 @@ static inline __attribute__((always_inline)) void NAME(                         
  * to hide the latency of the multiply-adds and few enough to stay in the
  * 32 registers of AVX-512 with the NV_G input vectors). Each output value
  * is the same sum however the rows are cut into bands. */
+/* Pixel vectors per tile of G channels; with 16 registers, G * NV + NV <= 16. */
+#define CNX_PLANAR_NV_1 CNX_TILE(8, 6)
+#define CNX_PLANAR_NV_2 CNX_TILE(8, 5)
+#define CNX_PLANAR_NV_3 CNX_TILE(6, 4)
+#define CNX_PLANAR_NV_4 CNX_TILE(5, 3)
+#define CNX_PLANAR_NV_5 CNX_TILE(4, 2)
+#define CNX_PLANAR_NV_6 CNX_TILE(4, 2)
+#define CNX_PLANAR_NV_7 CNX_TILE(3, 1)
+#define CNX_PLANAR_NV_8 CNX_TILE(3, 1)
 #define CNX_DEFINE_PLANAR_IMAGE(T, NAME, VEC, VL)                                     \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g1, VEC, VL, 8, 1)                                   \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g2, VEC, VL, 8, 2)                                   \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g3, VEC, VL, 6, 3)                                   \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g4, VEC, VL, 5, 4)                                   \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g5, VEC, VL, 4, 5)                                   \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g6, VEC, VL, 4, 6)                                   \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g7, VEC, VL, 3, 7)                                   \
-CNX_DEFINE_PLANAR_TILE(T, NAME##_g8, VEC, VL, 3, 8)                                   \
-CNX_DISPATCH static void NAME(                                                        \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g1, VEC, VL, CNX_PLANAR_NV_1, 1)                      \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g2, VEC, VL, CNX_PLANAR_NV_2, 2)                      \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g3, VEC, VL, CNX_PLANAR_NV_3, 3)                      \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g4, VEC, VL, CNX_PLANAR_NV_4, 4)                      \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g5, VEC, VL, CNX_PLANAR_NV_5, 5)                      \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g6, VEC, VL, CNX_PLANAR_NV_6, 6)                      \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g7, VEC, VL, CNX_PLANAR_NV_7, 7)                      \
+CNX_DEFINE_PLANAR_TILE(T, NAME##_g8, VEC, VL, CNX_PLANAR_NV_8, 8)                      \
+static void CNX_ISA(NAME)(                                                        \
         const T *restrict a, ptrdiff_t Hp, ptrdiff_t Wq, ptrdiff_t C,                 \
         const T *restrict w, const T *restrict bias, ptrdiff_t f, ptrdiff_t nC,       \
         ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t n_W, T *restrict z)                     \
 {                                                                                     \
-    static const int tile_vectors[9] = {0, 8, 8, 6, 5, 4, 4, 3, 3};                   \
+    static const int tile_vectors[9] = {0, CNX_PLANAR_NV_1, CNX_PLANAR_NV_2,          \
+        CNX_PLANAR_NV_3, CNX_PLANAR_NV_4, CNX_PLANAR_NV_5, CNX_PLANAR_NV_6,           \
+        CNX_PLANAR_NV_7, CNX_PLANAR_NV_8};                                            \
     const ptrdiff_t n_vec = (n_W + VL - 1) / VL, total = h1 * n_vec;                  \
     for (ptrdiff_t n0 = 0; n0 < nC; n0 += 8) {                                        \
         const int G = nC - n0 < 8 ? (int)(nC - n0) : 8;                               \
@@ -226,22 +258,23 @@ CNX_DISPATCH static void NAME(                                                  
         for (ptrdiff_t q0 = h0 * n_vec; q0 < total; q0 += NV) {                       \
             const ptrdiff_t n_q = total - q0 < NV ? total - q0 : NV;                  \
             switch (G) {                                                              \
-            case 1: NAME##_g1(CNX_PLANAR_ARGS); break;                                \
-            case 2: NAME##_g2(CNX_PLANAR_ARGS); break;                                \
-            case 3: NAME##_g3(CNX_PLANAR_ARGS); break;                                \
-            case 4: NAME##_g4(CNX_PLANAR_ARGS); break;                                \
-            case 5: NAME##_g5(CNX_PLANAR_ARGS); break;                                \
-            case 6: NAME##_g6(CNX_PLANAR_ARGS); break;                                \
-            case 7: NAME##_g7(CNX_PLANAR_ARGS); break;                                \
-            default: NAME##_g8(CNX_PLANAR_ARGS);                                      \
+            case 1: CNX_ISA(NAME##_g1)(CNX_PLANAR_ARGS); break;                                \
+            case 2: CNX_ISA(NAME##_g2)(CNX_PLANAR_ARGS); break;                                \
+            case 3: CNX_ISA(NAME##_g3)(CNX_PLANAR_ARGS); break;                                \
+            case 4: CNX_ISA(NAME##_g4)(CNX_PLANAR_ARGS); break;                                \
+            case 5: CNX_ISA(NAME##_g5)(CNX_PLANAR_ARGS); break;                                \
+            case 6: CNX_ISA(NAME##_g6)(CNX_PLANAR_ARGS); break;                                \
+            case 7: CNX_ISA(NAME##_g7)(CNX_PLANAR_ARGS); break;                                \
+            default: CNX_ISA(NAME##_g8)(CNX_PLANAR_ARGS);                                      \
             }                                                                         \
         }                                                                             \
     }                                                                                 \
 }
 #define CNX_PLANAR_ARGS a, Hp, Wq, C, w, bias, f, nC, n_W, n_vec, q0, n_q, n0, z
 
-CNX_DEFINE_PLANAR_IMAGE(float, cnx_conv_planar_image_f, cnx_vec_f, CNX_VL_f)
-CNX_DEFINE_PLANAR_IMAGE(double, cnx_conv_planar_image_d, cnx_vec_d, CNX_VL_d)
+#define CNX_PLANAR_KERNELS \
+    CNX_DEFINE_PLANAR_IMAGE(float, cnx_conv_planar_image_f, CNX_VEC(f), CNX_FULL_LANES(float)) \
+    CNX_DEFINE_PLANAR_IMAGE(double, cnx_conv_planar_image_d, CNX_VEC(d), CNX_FULL_LANES(double))
 
 /* The interior of a planar padded image: out[c, pad + y, pad + x] =
  * a[y, x, c] for the NHWC image `a` (H, W, C), `out` (C, Hp, Wq). The
@@ -274,7 +307,7 @@ CNX_DEFINE_PLANAR_PAD(double, d)
  * rows y0 .. y1 - 1 with the channel axis zero-padded: (y1 - y0, n_W,
  * nC_pad); `dw` is (K, nC_pad). */
 #define CNX_DEFINE_WGRAD_TILE(T, NAME, VEC, VL, KT, NB)                               \
-static inline __attribute__((always_inline)) void NAME(                               \
+static inline __attribute__((always_inline)) void CNX_ISA(NAME)(                               \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,         \
         ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,                                 \
         ptrdiff_t stride, ptrdiff_t y0, ptrdiff_t y1, ptrdiff_t k0, ptrdiff_t n_k,    \
@@ -317,7 +350,7 @@ static inline __attribute__((always_inline)) void NAME(                         
 CNX_DEFINE_WGRAD_TILE(T, NAME##_tile1, VEC, VL, KT1, 1)                               \
 CNX_DEFINE_WGRAD_TILE(T, NAME##_tile2, VEC, VL, KT2, 2)                               \
 CNX_DEFINE_WGRAD_TILE(T, NAME##_tile4, VEC, VL, KT4, 4)                               \
-CNX_DISPATCH static void NAME(                                                        \
+static void CNX_ISA(NAME)(                                                        \
         const T *restrict a, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,         \
         ptrdiff_t h0, ptrdiff_t h1, ptrdiff_t n_W, ptrdiff_t nC_pad, ptrdiff_t f,     \
         ptrdiff_t stride, T *restrict dw)                                             \
@@ -335,9 +368,9 @@ CNX_DISPATCH static void NAME(                                                  
         for (ptrdiff_t nb = 0; nb < nC_pad; nb += NB * VL)                            \
             for (ptrdiff_t k0 = 0; k0 < K; k0 += KT) {                                \
                 const ptrdiff_t n_k = K - k0 < KT ? K - k0 : KT;                      \
-                if (NB == 4) NAME##_tile4(CNX_WGRAD_ARGS);                            \
-                else if (NB == 2) NAME##_tile2(CNX_WGRAD_ARGS);                       \
-                else NAME##_tile1(CNX_WGRAD_ARGS);                                    \
+                if (NB == 4) CNX_ISA(NAME##_tile4)(CNX_WGRAD_ARGS);                            \
+                else if (NB == 2) CNX_ISA(NAME##_tile2)(CNX_WGRAD_ARGS);                       \
+                else CNX_ISA(NAME##_tile1)(CNX_WGRAD_ARGS);                                    \
             }                                                                         \
     }                                                                                 \
 }
@@ -345,25 +378,24 @@ enum { CNX_WGRAD_BAND_BYTES = 512 * 1024 };
 #define CNX_WGRAD_ARGS a, Wp, C, dz + (y0 - h0) * n_W * nC_pad, n_W, nC_pad, f, stride, \
     y0, y1, k0, n_k, nb, dw
 
-CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_f, cnx_vec_f, CNX_VL_f, 12, 12, 6)
-CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_d, cnx_vec_d, CNX_VL_d, 12, 12, 6)
-CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_half_f, cnx_half_f, CNX_HALF_VL_f, 12, 12, 6)
-CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_half_d, cnx_half_d, CNX_HALF_VL_d, 12, 12, 6)
+#define CNX_WGRAD_KERNELS \
+    CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_f, CNX_VEC(f), CNX_FULL_LANES(float), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \
+    CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_d, CNX_VEC(d), CNX_FULL_LANES(double), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \
+    CNX_DEFINE_WGRAD(float, cnx_conv_weight_grad_half_f, CNX_HALF(f), CNX_HALF_LANES(float), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \
+    CNX_DEFINE_WGRAD(double, cnx_conv_weight_grad_half_d, CNX_HALF(d), CNX_HALF_LANES(double), 12, CNX_TILE(12, 6), CNX_TILE(6, 3))
 
 /* dst[:n] += src[:n] in the widest vectors that fit: a window row is often
  * shorter than one full vector (f * C = 12 for a 4x4 RGB filter), which the
  * compiler's own vectorisation would leave to a scalar loop. */
-typedef float cnx_quarter_f __attribute__((vector_size(16), aligned(4)));
-typedef double cnx_quarter_d __attribute__((vector_size(16), aligned(8)));
 #define CNX_DEFINE_ADD(T, SUFFIX)                                                     \
 static inline void cnx_add_##SUFFIX(T *restrict dst, const T *restrict src,          \
                                     ptrdiff_t n)                                      \
 {                                                                                     \
     ptrdiff_t k = 0;                                                                  \
     for (; k + CNX_HALF_VL_##SUFFIX <= n; k += CNX_HALF_VL_##SUFFIX)                  \
-        *(cnx_half_##SUFFIX *)(dst + k) += *(const cnx_half_##SUFFIX *)(src + k);     \
+        *(cnx_vec_##SUFFIX##_32 *)(dst + k) += *(const cnx_vec_##SUFFIX##_32 *)(src + k); \
     for (; k + (ptrdiff_t)(16 / sizeof(T)) <= n; k += 16 / sizeof(T))                 \
-        *(cnx_quarter_##SUFFIX *)(dst + k) += *(const cnx_quarter_##SUFFIX *)(src + k); \
+        *(cnx_vec_##SUFFIX##_16 *)(dst + k) += *(const cnx_vec_##SUFFIX##_16 *)(src + k); \
     for (; k < n; k++) dst[k] += src[k];                                              \
 }
 
@@ -383,7 +415,7 @@ CNX_DEFINE_ADD(double, d)
  * pad >= f.)
  */
 #define CNX_DEFINE_CONV_INPUT_GRAD(T, SUFFIX)                                         \
-CNX_DISPATCH static void cnx_conv_input_grad_row_##SUFFIX(                            \
+static void CNX_ISA(cnx_conv_input_grad_row_##SUFFIX)(                            \
         T *restrict da, ptrdiff_t Wp, ptrdiff_t C, const T *restrict dz,              \
         const T *restrict wt, ptrdiff_t f, ptrdiff_t nC, ptrdiff_t K_pad,             \
         ptrdiff_t stride, ptrdiff_t n_W, T *restrict dcol)                            \
@@ -391,19 +423,41 @@ CNX_DISPATCH static void cnx_conv_input_grad_row_##SUFFIX(                      
     const ptrdiff_t fC = f * C;                                                       \
     for (ptrdiff_t w = 0; w < n_W; w++) {                                             \
         const T *restrict g = dz + w * nC;                                            \
-        for (ptrdiff_t kb = 0; kb < K_pad; kb += CNX_VL_##SUFFIX) {                   \
-            cnx_vec_##SUFFIX acc = {0};                                               \
+        for (ptrdiff_t kb = 0; kb < K_pad; kb += CNX_FULL_LANES(T)) {                 \
+            CNX_VEC(SUFFIX) acc = {0};                                                \
             for (ptrdiff_t n = 0; n < nC; n++)                                        \
-                acc += g[n] * *(const cnx_vec_##SUFFIX *)(wt + n * K_pad + kb);       \
-            *(cnx_vec_##SUFFIX *)(dcol + kb) = acc;                                   \
+                acc += g[n] * *(const CNX_VEC(SUFFIX) *)(wt + n * K_pad + kb);       \
+            *(CNX_VEC(SUFFIX) *)(dcol + kb) = acc;                                    \
         }                                                                             \
         for (ptrdiff_t di = 0; di < f; di++)                                          \
             cnx_add_##SUFFIX(da + di * Wp * C + w * stride * C, dcol + di * fC, fC);  \
     }                                                                                 \
 }
 
-CNX_DEFINE_CONV_INPUT_GRAD(float, f)
-CNX_DEFINE_CONV_INPUT_GRAD(double, d)
+#define CNX_INPUT_GRAD_KERNELS \
+    CNX_DEFINE_CONV_INPUT_GRAD(float, f) \
+    CNX_DEFINE_CONV_INPUT_GRAD(double, d)
+
+#define CNX_PER_ISA_KERNELS CNX_CONV_DIRECT_KERNELS CNX_PLANAR_KERNELS CNX_WGRAD_KERNELS \
+    CNX_INPUT_GRAD_KERNELS
+#include "_per_isa.h"
+
+#define CNX_CONV_KERNELS(X)                                                            \
+    X(cnx_conv_direct_row_f) X(cnx_conv_direct_row_d)                                  \
+    X(cnx_conv_direct_row_half_f) X(cnx_conv_direct_row_half_d)                        \
+    X(cnx_conv_planar_image_f) X(cnx_conv_planar_image_d)                              \
+    X(cnx_conv_weight_grad_f) X(cnx_conv_weight_grad_d)                                \
+    X(cnx_conv_weight_grad_half_f) X(cnx_conv_weight_grad_half_d)                      \
+    X(cnx_conv_input_grad_row_f) X(cnx_conv_input_grad_row_d)
+CNX_CONV_KERNELS(CNX_DISPATCHED)
+
+/* Points every convolution kernel at `level` (a CNX_LEVEL_*). */
+static void cnx_conv_select(int level)
+{
+#define CNX_SELECT_AT_LEVEL(name) CNX_SELECT(name, level)
+    CNX_CONV_KERNELS(CNX_SELECT_AT_LEVEL)
+#undef CNX_SELECT_AT_LEVEL
+}
 
 #undef CNX_DEFINE_CONV_DIRECT
 #undef CNX_DEFINE_CONV_TILE
@@ -418,5 +472,9 @@ CNX_DEFINE_CONV_INPUT_GRAD(double, d)
 #undef CNX_WGRAD_ARGS
 #undef CNX_DEFINE_CONV_INPUT_GRAD
 #undef CNX_DEFINE_ADD
+#undef CNX_CONV_DIRECT_KERNELS
+#undef CNX_PLANAR_KERNELS
+#undef CNX_WGRAD_KERNELS
+#undef CNX_INPUT_GRAD_KERNELS
 
 #endif /* CNNEXT_CONV_DIRECT_H */

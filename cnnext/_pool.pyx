@@ -16,6 +16,10 @@ cdef enum:
 
 
 cdef extern from "_window_ops.h" nogil:
+    int cnx_cpu_level()
+    int CNX_X86_LEVELS
+    const char* cnx_compiler()
+    void cnx_window_ops_select(int level)
     Py_ssize_t CNX_WINDOW_SCRATCH(Py_ssize_t f, Py_ssize_t C)
     void cnx_window_max_f(const float* a, Py_ssize_t row_stride, Py_ssize_t f,
                           Py_ssize_t C, float* out, float* scratch)
@@ -37,6 +41,22 @@ cdef extern from "_window_ops.h" nogil:
     void cnx_window_mean_backward_d(double* da, Py_ssize_t row_stride, Py_ssize_t f,
                                     Py_ssize_t C, const double* grad, double* scratch,
                                     int accumulate)
+
+
+def cpu_level():
+    """The highest kernel level (0 baseline, 1 AVX2, 2 AVX-512) that this
+    build has and this CPU runs."""
+    return cnx_cpu_level()
+
+
+def build_info():
+    """(compiler that built the kernels, whether it has the x86-64 levels)."""
+    return cnx_compiler().decode(), bool(CNX_X86_LEVELS)
+
+
+def select_level(int level):
+    """Point the window kernels at `level` (see cnnext/_dispatch.py)."""
+    cnx_window_ops_select(level)
 
 
 cdef inline void _window_forward(const floating* a, Py_ssize_t row_stride,

@@ -4,8 +4,8 @@
  * pixel, consecutive pixels of a window row are C elements apart and
  * consecutive window rows `row_stride` elements apart. The channel loops are
  * the innermost ones, written here in plain C with `restrict` so that the
- * compiler vectorises them, and compiled for several instruction sets with
- * the right one picked at load time (GCC's target_clones): wheels stay
+ * compiler vectorises them, and compiled once per instruction-set level
+ * (_per_isa.h), the level picked at import (_dispatch.h): wheels stay
  * portable to any x86-64 and still use AVX2 / AVX-512 where the CPU has it.
  */
 #ifndef CNNEXT_WINDOW_OPS_H
@@ -13,16 +13,7 @@
 
 #include <stddef.h>
 
-/* Clones are picked by CPU features (x86-64-v4: AVX-512, v3: AVX2 + FMA),
- * not by CPU model: "arch=skylake-avx512" would match no newer or AMD CPU. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && __GNUC__ >= 12
-#define CNX_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define CNX_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CNX_DISPATCH
-#endif
+#include "_dispatch.h"
 
 /* With C >= CNX_SHORT_C the loops run over the C channels of one pixel at a
  * time. With fewer channels they run over one window row at a time instead:
@@ -34,7 +25,7 @@
 
 #define CNX_DEFINE_WINDOW_OPS(T, SUFFIX)                                              \
 /* out[c] = max of the window's channel c; a NaN wins, as in np.max. */               \
-CNX_DISPATCH static void cnx_window_max_##SUFFIX(                                     \
+static void CNX_ISA(cnx_window_max_##SUFFIX)(                                     \
         const T *restrict a, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,          \
         T *restrict out, T *restrict scratch)                                         \
 {                                                                                     \
@@ -69,7 +60,7 @@ CNX_DISPATCH static void cnx_window_max_##SUFFIX(                               
 }                                                                                     \
                                                                                       \
 /* out[c] = mean of the window's channel c. */                                        \
-CNX_DISPATCH static void cnx_window_mean_##SUFFIX(                                    \
+static void CNX_ISA(cnx_window_mean_##SUFFIX)(                                    \
         const T *restrict a, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,          \
         T *restrict out, T *restrict scratch)                                         \
 {                                                                                     \
@@ -102,14 +93,14 @@ CNX_DISPATCH static void cnx_window_mean_##SUFFIX(                              
  * mask * dA does. Written as a product so that it vectorises. With           \
  * `accumulate` 0 (windows that do not overlap) the window is assigned, which    \
  * spares reading it back. */                                                       \
-CNX_DISPATCH static void cnx_window_max_backward_##SUFFIX(                            \
+static void CNX_ISA(cnx_window_max_backward_##SUFFIX)(                            \
         const T *restrict a, T *restrict da, ptrdiff_t row_stride, ptrdiff_t f,       \
         ptrdiff_t C, const T *restrict grad, T *restrict scratch, int accumulate)     \
 {                                                                                     \
     const ptrdiff_t n = f * C;                                                        \
     T *restrict row_max = scratch + n, *restrict row_grad = scratch + 2 * n;          \
     T *restrict window_max = scratch + 3 * n;                                         \
-    cnx_window_max_##SUFFIX(a, row_stride, f, C, window_max, scratch);                \
+    CNX_ISA(cnx_window_max_##SUFFIX)(a, row_stride, f, C, window_max, scratch);       \
     if (C >= CNX_SHORT_C) {                                                           \
         for (ptrdiff_t di = 0; di < f; di++)                                          \
             for (ptrdiff_t dj = 0; dj < f; dj++) {                                    \
@@ -146,7 +137,7 @@ CNX_DISPATCH static void cnx_window_max_backward_##SUFFIX(                      
 }                                                                                     \
                                                                                       \
 /* da[window] (+)= grad / f**2: the average's gradient, spread evenly. */             \
-CNX_DISPATCH static void cnx_window_mean_backward_##SUFFIX(                           \
+static void CNX_ISA(cnx_window_mean_backward_##SUFFIX)(                           \
         T *restrict da, ptrdiff_t row_stride, ptrdiff_t f, ptrdiff_t C,               \
         const T *restrict grad, T *restrict scratch, int accumulate)                  \
 {                                                                                     \
@@ -173,9 +164,22 @@ CNX_DISPATCH static void cnx_window_mean_backward_##SUFFIX(                     
     }                                                                                 \
 }
 
-CNX_DEFINE_WINDOW_OPS(float, f)
-CNX_DEFINE_WINDOW_OPS(double, d)
-
+#define CNX_PER_ISA_KERNELS CNX_DEFINE_WINDOW_OPS(float, f) CNX_DEFINE_WINDOW_OPS(double, d)
+#include "_per_isa.h"
 #undef CNX_DEFINE_WINDOW_OPS
+
+#define CNX_WINDOW_KERNELS(X)                                                          \
+    X(cnx_window_max_f) X(cnx_window_max_d) X(cnx_window_mean_f) X(cnx_window_mean_d)  \
+    X(cnx_window_max_backward_f) X(cnx_window_max_backward_d)                          \
+    X(cnx_window_mean_backward_f) X(cnx_window_mean_backward_d)
+CNX_WINDOW_KERNELS(CNX_DISPATCHED)
+
+/* Points every window kernel at `level` (a CNX_LEVEL_*). */
+static void cnx_window_ops_select(int level)
+{
+#define CNX_SELECT_AT_LEVEL(name) CNX_SELECT(name, level)
+    CNX_WINDOW_KERNELS(CNX_SELECT_AT_LEVEL)
+#undef CNX_SELECT_AT_LEVEL
+}
 
 #endif /* CNNEXT_WINDOW_OPS_H */
