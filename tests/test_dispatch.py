@@ -45,9 +45,12 @@ def test_every_level_matches_the_reference(level, dtype, shape):
 
 
 def _import_with(value):
+    # Run beside the cnnext these tests import, so that the subprocess
+    # imports the same one (not the uncompiled source tree from the cwd).
     env = dict(os.environ, CNNEXT_CPU_LEVEL=value)
     return subprocess.run([sys.executable, "-c", "import cnnext; print(cnnext._dispatch.selected)"],
-                          env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(cnnext.__file__)))
 
 
 def test_the_environment_variable_forces_a_level():
