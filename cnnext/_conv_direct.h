@@ -452,12 +452,7 @@ static void CNX_ISA(cnx_conv_input_grad_row_##SUFFIX)(                          
 CNX_CONV_KERNELS(CNX_DISPATCHED)
 
 /* Points every convolution kernel at `level` (a CNX_LEVEL_*). */
-static void cnx_conv_select(int level)
-{
-#define CNX_SELECT_AT_LEVEL(name) CNX_SELECT(name, level)
-    CNX_CONV_KERNELS(CNX_SELECT_AT_LEVEL)
-#undef CNX_SELECT_AT_LEVEL
-}
+CNX_DEFINE_SELECT(cnx_conv_select, CNX_CONV_KERNELS)
 
 #undef CNX_DEFINE_CONV_DIRECT
 #undef CNX_DEFINE_CONV_TILE

@@ -66,4 +66,10 @@ static inline const char *cnx_compiler(void)
 #define CNX_SELECT(name, level) name = name##_baseline;
 #endif
 
+/* static void select_name(int level): points every kernel of the X-macro
+ * list KERNELS at `level`. */
+#define CNX_SELECT_AT_LEVEL(name) CNX_SELECT(name, level)
+#define CNX_DEFINE_SELECT(select_name, KERNELS)                                        \
+    static void select_name(int level) { KERNELS(CNX_SELECT_AT_LEVEL) }
+
 #endif /* CNNEXT_DISPATCH_H */

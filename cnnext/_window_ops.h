@@ -175,11 +175,6 @@ static void CNX_ISA(cnx_window_mean_backward_##SUFFIX)(                         
 CNX_WINDOW_KERNELS(CNX_DISPATCHED)
 
 /* Points every window kernel at `level` (a CNX_LEVEL_*). */
-static void cnx_window_ops_select(int level)
-{
-#define CNX_SELECT_AT_LEVEL(name) CNX_SELECT(name, level)
-    CNX_WINDOW_KERNELS(CNX_SELECT_AT_LEVEL)
-#undef CNX_SELECT_AT_LEVEL
-}
+CNX_DEFINE_SELECT(cnx_window_ops_select, CNX_WINDOW_KERNELS)
 
 #endif /* CNNEXT_WINDOW_OPS_H */
