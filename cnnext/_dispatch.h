@@ -19,17 +19,44 @@
 
 enum { CNX_LEVEL_BASELINE = 0, CNX_LEVEL_AVX2 = 1, CNX_LEVEL_AVX512 = 2 };
 
-/* The highest level this build has and this CPU (and its OS) can run. */
+#if CNX_X86_LEVELS
+#include <cpuid.h>
+
+/* Which register state the OS saves on a context switch (XCR0). Read with
+ * inline asm: the _xgetbv intrinsic needs -mxsave on GCC. */
+static inline unsigned long long cnx_os_saved_state(void)
+{
+    unsigned int eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+#endif
+
+/* The highest level this build has and this CPU (and its OS) can run.
+ *
+ * From cpuid, as numpy's npy_cpu_features.c does, rather than
+ * __builtin_cpu_supports: that one needs compiler-rt's __cpu_model, which
+ * clang-cl (Windows) does not link. An instruction set counts only if the OS
+ * also saves its registers (XCR0): the ymm halves for AVX2, the opmask and
+ * zmm state for AVX-512. macOS enables AVX-512 state on first use, so XCR0
+ * does not show it there and those Macs run the AVX2 level. */
 static inline int cnx_cpu_level(void)
 {
 #if CNX_X86_LEVELS
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-               && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")
-               && __builtin_cpu_supports("popcnt");
-    int avx512 = avx2 && __builtin_cpu_supports("avx512f")
-                 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd")
-                 && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return CNX_LEVEL_BASELINE;
+    int fma = (ecx >> 12) & 1, popcnt = (ecx >> 23) & 1;
+    int osxsave = (ecx >> 27) & 1, avx = (ecx >> 28) & 1;
+    if (!(osxsave && avx && fma && popcnt) || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
+        return CNX_LEVEL_BASELINE;
+    unsigned long long saved = cnx_os_saved_state();
+    const unsigned long long ymm_state = 0x6, zmm_state = 0xe6; /* XCR0 bits 1-2, 5-7 */
+    int avx2 = (saved & ymm_state) == ymm_state && ((ebx >> 5) & 1) /* avx2 */
+               && ((ebx >> 3) & 1) && ((ebx >> 8) & 1);          /* bmi1, bmi2 */
+    const unsigned int avx512_bits = (1u << 16) | (1u << 17) | (1u << 28) | (1u << 30)
+                                     | (1u << 31);                /* f, dq, cd, bw, vl */
+    int avx512 = avx2 && (saved & zmm_state) == zmm_state && (ebx & avx512_bits) == avx512_bits;
     return avx512 ? CNX_LEVEL_AVX512 : avx2 ? CNX_LEVEL_AVX2 : CNX_LEVEL_BASELINE;
 #else
     return CNX_LEVEL_BASELINE;

@@ -26,6 +26,12 @@ def cpu_level():
     return _build_levels()[_pool.cpu_level()]
 
 
+def runnable_levels():
+    """The levels of this build that this CPU runs, lowest first."""
+    levels = _build_levels()
+    return levels[:levels.index(cpu_level()) + 1]
+
+
 def _parse_env(value, best):
     levels = _build_levels()
     if value not in levels:

@@ -1,6 +1,8 @@
 """The per-instruction-set kernels: every level the CPU runs gives the
 plain numpy reference's results, and CNNEXT_CPU_LEVEL is checked."""
+import importlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +15,7 @@ from cnnext import _dispatch
 from .reference import ref_conv_forward, ref_pool_forward
 
 LEVELS = _dispatch._build_levels()
-RUNNABLE = LEVELS[:LEVELS.index(_dispatch.cpu_level()) + 1]
+RUNNABLE = _dispatch.runnable_levels()
 
 
 @pytest.fixture
@@ -73,3 +75,43 @@ def test_show_config_names_the_level_and_compiler(capsys):
     assert "level running" in capsys.readouterr().out
     with pytest.raises(ValueError, match="mode"):
         cnnext.show_config(mode="yaml")
+
+
+def _cpuinfo_flags():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+@pytest.mark.skipif(_cpuinfo_flags() is None or LEVELS == ("baseline",),
+                    reason="needs an x86-64 build and Linux's /proc/cpuinfo")
+def test_the_cpu_check_agrees_with_the_kernel():
+    """cnnext reads cpuid and XCR0 itself; Linux's flags (what the kernel
+    found and enabled) are the independent reference."""
+    flags = _cpuinfo_flags()
+    avx2 = {"avx2", "fma", "bmi1", "bmi2", "popcnt"} <= flags
+    avx512 = avx2 and {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    expected = "avx512" if avx512 else "avx2" if avx2 else "baseline"
+    assert _dispatch.cpu_level() == expected
+
+
+def _relocation_types(path):
+    done = subprocess.run(["readelf", "--relocs", "--wide", path],
+                          capture_output=True, text=True, check=True)
+    return {line.split()[2] for line in done.stdout.splitlines()
+            if len(line.split()) > 2 and line.split()[2].startswith("R_")}
+
+
+@pytest.mark.skipif(sys.platform != "linux" or not shutil.which("readelf"),
+                    reason="needs Linux's readelf")
+@pytest.mark.parametrize("module", ["_conv", "_pool"])
+def test_no_ifunc_relocation_so_musl_loads_it(module):
+    """musl's loader refuses IRELATIVE relocations ("unsupported relocation
+    type 37"), which target_clones/IFUNC dispatch needs."""
+    path = importlib.import_module(f"cnnext.{module}").__file__
+    assert not any("IRELATIVE" in kind for kind in _relocation_types(path))
