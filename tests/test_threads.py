@@ -6,6 +6,7 @@
   thread makes progress. The probe counts the other thread's increments and
   asserts on that count, never on elapsed time.
 """
+import os
 import random
 import sys
 import threading
@@ -337,3 +338,10 @@ def test_threads_context_manager_results_identical():
     with cnnext.threads(2):
         two = cnnext.conv_forward(A, W, b, {"stride": 1, "pad": 1})[0]
     np.testing.assert_array_equal(one, two)
+
+
+def test_available_cpus_falls_back_where_the_os_has_no_affinity(monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity: every CPU counts."""
+    from cnnext import _parallel
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    assert _parallel.available_cpus() == (os.cpu_count() or 1)
