@@ -27,13 +27,15 @@ except ImportError as exc:  # the source tree, not an installed build
         f"(python -m puts the current one first on sys.path), use the 'cnnext' "
         f"command, or build in place with 'python setup.py build_ext --inplace'."
     ) from None
-from . import _dispatch, _plan
+from . import _dispatch, _general, _plan
 from ._parallel import for_batch, get_num_threads, set_num_threads
 from ._threads import threads
 from ._validation import (_as_real_array, _check_4d, _check_cache, _check_grad_shape,
                           _check_mode, _compute_dtype, _conv_geometry, _pool_geometry,
                           _specialized)
 from ._version import __version__
+
+_NO_PAD = (0, 0, 0, 0)
 from .gradcheck import gradcheck
 
 __all__ = [
@@ -184,15 +186,29 @@ def conv_forward(A_prev, W, b, hparameters):
     Parameters
     ----------
     A_prev : array_like, shape (m, n_H_prev, n_W_prev, n_C_prev)
-    W : array_like, shape (f, f, n_C_prev, n_C)
-    b : array_like, shape (1, 1, 1, n_C)
+    W : array_like, shape (f_h, f_w, n_C_prev // groups, n_C)
+        The assignment's square (f, f, n_C_prev, n_C), or rectangular.
+    b : array_like of shape (1, 1, 1, n_C) or (n_C,), or None (no bias)
     hparameters : dict
-        ``{"stride": int >= 1, "pad": int >= 0}``.
+        The assignment's ``{"stride": int >= 1, "pad": int >= 0}``, or more:
+
+        - ``"stride"``: an int, or ``(s_h, s_w)``;
+        - ``"pad"``: an int; ``(p_h, p_w)``; ``(top, bottom, left, right)``;
+          ``"valid"`` (no padding); ``"same"`` (TensorFlow's rule: the output
+          has ``ceil(n_prev / stride)`` rows and columns, an odd extra row or
+          column of padding goes at the bottom or right);
+        - ``"dilation"`` (optional, default 1): an int, or ``(d_h, d_w)``: the
+          filter's taps are that far apart;
+        - ``"groups"`` (optional, default 1): an int dividing n_C_prev and
+          n_C; output channels ``g*n_C/groups`` on read input channels
+          ``g*n_C_prev/groups`` on (``groups == n_C_prev``: depthwise).
 
     Returns
     -------
     Z : ndarray, shape (m, n_H, n_W, n_C)
-        ``n_H = (n_H_prev - f + 2*pad) // stride + 1``, likewise n_W.
+        ``n_H = (n_H_prev + top + bottom - d_h*(f_h - 1) - 1) // s_h + 1``,
+        the assignment's ``(n_H_prev - f + 2*pad) // stride + 1`` for its
+        hyperparameters; likewise n_W.
     cache : tuple
         ``(A_prev, W, b, hparameters)``, for :func:`conv_backward`.
 
@@ -200,7 +216,8 @@ def conv_forward(A_prev, W, b, hparameters):
     ------
     ValueError
         On mismatched shapes or channels, stride < 1, pad < 0, a filter larger
-        than the padded input, or missing hyperparameters.
+        than the padded input, groups not dividing the channels, or missing
+        or unknown hyperparameters.
     TypeError
         On non-integer hyperparameters or unsupported dtypes.
 
@@ -213,14 +230,22 @@ def conv_forward(A_prev, W, b, hparameters):
     array([[4., 4.],
            [4., 4.]])
     """
-    A, W, b, stride, pad, out_shape = _conv_geometry(A_prev, W, b, hparameters)
-    dtype = _compute_dtype(A, W, b)
-    f, _, C, n_C = W.shape
+    A, W_arr, b_arr, geo, out_shape = _conv_geometry(A_prev, W, b, hparameters)
+    dtype = _compute_dtype(A, W_arr) if b_arr is None else _compute_dtype(A, W_arr, b_arr)
+    if not geo.is_square:
+        Z = _general.conv_forward(A.astype(dtype, copy=False), W_arr.astype(dtype, copy=False),
+                                  None if b_arr is None else b_arr.astype(dtype, copy=False),
+                                  geo, dtype)
+        return Z, (A_prev, W, b, hparameters)
+    f, _, C, n_C = W_arr.shape
+    stride, pad = geo.stride[0], geo.pad[0]
+    if b_arr is None:
+        b_arr = np.zeros((1, 1, 1, n_C), dtype=dtype)
     Z = np.empty(out_shape, dtype=dtype)
-    plan = _plan.plan_conv_forward(A.shape, W.shape, stride, pad, get_num_threads())
+    plan = _plan.plan_conv_forward(A.shape, W_arr.shape, stride, pad, get_num_threads())
     _conv.conv_forward(np.ascontiguousarray(A, dtype=dtype),
-                       np.ascontiguousarray(W, dtype=dtype).reshape(f * f * C, n_C),
-                       b.astype(dtype, copy=False), Z, f, stride, pad, plan)
+                       np.ascontiguousarray(W_arr, dtype=dtype).reshape(f * f * C, n_C),
+                       b_arr.astype(dtype, copy=False), Z, f, stride, pad, plan)
     return Z, (A_prev, W, b, hparameters)
 
 
@@ -238,7 +263,7 @@ def conv_backward(dZ, cache):
     -------
     dA_prev : ndarray, shape of A_prev
     dW : ndarray, shape of W
-    db : ndarray, shape of b, (1, 1, 1, n_C)
+    db : ndarray, shape of b ((1, 1, 1, n_C) or (n_C,)), or None if b is None
 
     Raises
     ------
@@ -257,39 +282,54 @@ def conv_backward(dZ, cache):
            [1., 2., 1.]])
     """
     _check_cache(cache, 4, "(A_prev, W, b, hparameters)", "conv_forward")
-    A, W, b, stride, pad, out_shape = _conv_geometry(*cache)
+    A, W, b, geo, out_shape = _conv_geometry(*cache)
     dZ = _as_real_array(dZ, "dZ")
     _check_grad_shape(dZ, "dZ", out_shape, "conv_forward")
-    dtype = _compute_dtype(A, W, b, dZ)
-    f, _, C, n_C = W.shape
+    dtype = _compute_dtype(A, W, dZ) if b is None else _compute_dtype(A, W, b, dZ)
+    n_C = W.shape[3]
     dZ = np.ascontiguousarray(dZ, dtype=dtype)
+    # einsum's column sums run 3-5x faster than dZ.sum(axis=(0, 1, 2)) here.
+    rows = dZ.shape[0] * dZ.shape[1] * dZ.shape[2]
+    db = None if b is None else np.einsum("ij->j", dZ.reshape(rows, n_C)).reshape(
+        np.shape(cache[2]))
+    if not geo.is_square:
+        dA_prev, dW = _general.conv_backward(A.astype(dtype, copy=False),
+                                             W.astype(dtype, copy=False), dZ, geo, dtype)
+        return dA_prev, dW, db
+    f, _, C, _ = W.shape
+    stride, pad = geo.stride[0], geo.pad[0]
     dA_prev = np.zeros(A.shape, dtype=dtype)
     dW = np.zeros((f * f * C, n_C), dtype=dtype)
     plan = _plan.plan_conv_backward(A.shape, W.shape, stride, pad, get_num_threads())
     _conv.conv_backward(np.ascontiguousarray(A, dtype=dtype),
                         np.ascontiguousarray(W, dtype=dtype).reshape(f * f * C, n_C),
                         dZ, dA_prev, dW, f, stride, pad, plan)
-    # einsum's column sums run 3-5x faster than dZ.sum(axis=(0, 1, 2)) here.
-    rows = dZ.shape[0] * dZ.shape[1] * dZ.shape[2]
-    db = np.einsum("ij->j", dZ.reshape(rows, n_C)).reshape(b.shape)
     return dA_prev, dW.reshape(W.shape), db
 
 
 def pool_forward(A_prev, hparameters, mode="max"):
-    """Forward pass of a max or average pooling layer (no padding).
+    """Forward pass of a max or average pooling layer.
 
     Parameters
     ----------
     A_prev : array_like, shape (m, n_H_prev, n_W_prev, n_C)
     hparameters : dict
-        ``{"f": int >= 1, "stride": int >= 1}``.
+        The assignment's ``{"f": int >= 1, "stride": int >= 1}``, or more:
+        ``"f"`` and ``"stride"`` an int or an (h, w) pair; ``"pad"`` and
+        ``"dilation"`` (optional) as in :func:`conv_forward`. Max pooling
+        pads with -inf (padding is never a window's max); average pooling
+        divides by the number of input entries in the window, excluding the
+        padding (Keras' and TensorFlow's convention), unless
+        ``"count_include_pad": True`` (PyTorch's default) divides by
+        ``f_h * f_w``. No window may lie in the padding alone.
     mode : {"max", "average"}
 
     Returns
     -------
     A : ndarray, shape (m, n_H, n_W, n_C)
-        ``n_H = (n_H_prev - f) // stride + 1``, likewise n_W. Max pooling
-        propagates NaN like ``np.max``.
+        ``n_H = (n_H_prev - f) // stride + 1`` for the assignment's
+        hyperparameters (in general as in :func:`conv_forward`), likewise
+        n_W. Max pooling propagates NaN like ``np.max``.
     cache : tuple
         ``(A_prev, hparameters)``, for :func:`pool_backward`.
 
@@ -309,12 +349,16 @@ def pool_forward(A_prev, hparameters, mode="max"):
     array([[ 5.,  7.],
            [13., 15.]])
     """
-    A, f, stride, out_shape = _pool_geometry(A_prev, hparameters)
     _check_mode(mode)
+    A, geo, out_shape, count_include_pad = _pool_geometry(A_prev, hparameters, mode)
     dtype = _compute_dtype(A)
+    is_max = mode == "max"
+    if not geo.is_square or geo.pad != _NO_PAD:  # the compiled kernels do not pad
+        return (_general.pool_forward(A.astype(dtype, copy=False), geo, is_max,
+                                      count_include_pad, dtype), (A_prev, hparameters))
+    f, stride = geo.f[0], geo.stride[0]
     A_c = np.ascontiguousarray(A, dtype=dtype)
     out = np.empty(out_shape, dtype=dtype)
-    is_max = mode == "max"
     for_batch(_specialized(_pool.pool_forward, dtype), (A_c, out),
               (f, stride, is_max), A_c.size)
     return out, (A_prev, hparameters)
@@ -355,11 +399,18 @@ def pool_backward(dA, cache, mode="max"):
            [1., 0.]])
     """
     _check_cache(cache, 2, "(A_prev, hparameters)", "pool_forward")
-    A, f, stride, out_shape = _pool_geometry(*cache)
     _check_mode(mode)
+    A, geo, out_shape, count_include_pad = _pool_geometry(*cache, mode)
     dA = _as_real_array(dA, "dA")
     _check_grad_shape(dA, "dA", out_shape, "pool_forward")
     dtype = _compute_dtype(A, dA)
+    if not geo.is_square or geo.pad != _NO_PAD:
+        A = A.astype(dtype, copy=False)
+        is_max = mode == "max"
+        out = _general.pool_forward(A, geo, True, False, dtype) if is_max else None
+        return _general.pool_backward(A, dA.astype(dtype, copy=False), out, geo, is_max,
+                                      count_include_pad, dtype)
+    f, stride = geo.f[0], geo.stride[0]
     A_c = np.ascontiguousarray(A, dtype=dtype)
     dA_c = np.ascontiguousarray(dA, dtype=dtype)
     dA_prev = np.empty(A.shape, dtype=dtype)  # every element written by the kernel

@@ -34,11 +34,14 @@ __all__ = [
 
 _ScalarT = TypeVar("_ScalarT", bound=np.generic)
 
-#: ``{"stride": ..., "pad": ...}`` for conv, ``{"f": ..., "stride": ...}`` for pool.
-_HParameters = Mapping[str, SupportsIndex]
+#: ``{"stride": ..., "pad": ...}`` for conv, ``{"f": ..., "stride": ...}`` for pool;
+#: values an int, an (h, w) pair, a (top, bottom, left, right) pad, "same" or
+#: "valid", or count_include_pad's bool.
+_HValue = SupportsIndex | tuple[SupportsIndex, ...] | list[SupportsIndex] | str | bool
+_HParameters = Mapping[str, _HValue]
 _PoolMode = Literal["max", "average"]
 #: What conv_forward returns as its cache: (A_prev, W, b, hparameters).
-_ConvCache = tuple[ArrayLike, ArrayLike, ArrayLike, _HParameters]
+_ConvCache = tuple[ArrayLike, ArrayLike, ArrayLike | None, _HParameters]
 #: What pool_forward returns as its cache: (A_prev, hparameters).
 _PoolCache = tuple[ArrayLike, _HParameters]
 
@@ -50,12 +53,12 @@ def conv_single_step(
     a_slice_prev: ArrayLike, W: ArrayLike, b: ArrayLike
 ) -> np.floating[Any]: ...
 def conv_forward(
-    A_prev: ArrayLike, W: ArrayLike, b: ArrayLike, hparameters: _HParameters
+    A_prev: ArrayLike, W: ArrayLike, b: ArrayLike | None, hparameters: _HParameters
 ) -> tuple[NDArray[np.floating[Any]], _ConvCache]: ...
 def conv_backward(
     dZ: ArrayLike, cache: _ConvCache
 ) -> tuple[
-    NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.floating[Any]]
+    NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.floating[Any]] | None
 ]: ...
 def pool_forward(
     A_prev: ArrayLike, hparameters: _HParameters, mode: _PoolMode = "max"

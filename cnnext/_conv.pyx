@@ -96,9 +96,74 @@ cdef extern from "_conv_direct.h" nogil:
                                    Py_ssize_t n_W, double* dcol)
 
 
+cdef extern from "_depthwise.h" nogil:
+    void cnx_depthwise_select(int level)
+    void cnx_depthwise_forward_f(const float* a, Py_ssize_t Wp, Py_ssize_t C, const float* w,
+                                 const float* bias, const Py_ssize_t* geom, Py_ssize_t n_H,
+                                 Py_ssize_t n_W, float* z)
+    void cnx_depthwise_forward_d(const double* a, Py_ssize_t Wp, Py_ssize_t C, const double* w,
+                                 const double* bias, const Py_ssize_t* geom, Py_ssize_t n_H,
+                                 Py_ssize_t n_W, double* z)
+    void cnx_depthwise_backward_f(const float* a, Py_ssize_t Wp, Py_ssize_t C, const float* w,
+                                  const Py_ssize_t* geom, Py_ssize_t n_H, Py_ssize_t n_W,
+                                  const float* dz, float* da, float* dw)
+    void cnx_depthwise_backward_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
+                                  const double* w, const Py_ssize_t* geom, Py_ssize_t n_H,
+                                  Py_ssize_t n_W, const double* dz, double* da, double* dw)
+
+
 def select_level(int level):
     """Point the direct kernels at `level` (see cnnext/_dispatch.py)."""
     cnx_conv_select(level)
+    cnx_depthwise_select(level)
+
+
+def depthwise_forward(const floating[:, :, :, ::1] A_pad, floating[:, :, :, ::1] Z,
+                      const floating[:, :, ::1] W, const floating[::1] bias,
+                      Py_ssize_t f_h, Py_ssize_t f_w, Py_ssize_t s_h, Py_ssize_t s_w,
+                      Py_ssize_t d_h, Py_ssize_t d_w):
+    """Z[i] = the depthwise convolution of the padded image A_pad[i] by W
+    (f_h, f_w, C), plus bias (C,) unless it is None (_depthwise.h)."""
+    cdef Py_ssize_t geom[6]
+    geom[:] = [f_h, f_w, s_h, s_w, d_h, d_w]
+    cdef Py_ssize_t i, C = A_pad.shape[3], Wp = A_pad.shape[2]
+    cdef const floating* b = NULL
+    if bias is not None:
+        b = &bias[0]
+    if C == 0 or Z.shape[0] == 0 or Z.shape[1] == 0 or Z.shape[2] == 0:
+        return
+    with nogil:
+        for i in range(Z.shape[0]):
+            if floating is float:
+                cnx_depthwise_forward_f(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], b, geom,
+                                        Z.shape[1], Z.shape[2], &Z[i, 0, 0, 0])
+            else:
+                cnx_depthwise_forward_d(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], b, geom,
+                                        Z.shape[1], Z.shape[2], &Z[i, 0, 0, 0])
+
+
+def depthwise_backward(const floating[:, :, :, ::1] A_pad, const floating[:, :, :, ::1] dZ,
+                       floating[:, :, :, ::1] dA_pad, floating[:, :, :, ::1] dW_per_image,
+                       const floating[:, :, ::1] W, Py_ssize_t f_h, Py_ssize_t f_w,
+                       Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t d_h, Py_ssize_t d_w):
+    """dA_pad[i] += image i's input gradient, dW_per_image[i] = its weight
+    gradient (both zeroed by the caller), which sums them in image order so
+    that dW is the same at any thread count."""
+    cdef Py_ssize_t geom[6]
+    geom[:] = [f_h, f_w, s_h, s_w, d_h, d_w]
+    cdef Py_ssize_t i, C = A_pad.shape[3], Wp = A_pad.shape[2]
+    if C == 0 or dZ.shape[0] == 0 or dZ.shape[1] == 0 or dZ.shape[2] == 0:
+        return
+    with nogil:
+        for i in range(dZ.shape[0]):
+            if floating is float:
+                cnx_depthwise_backward_f(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], geom,
+                                         dZ.shape[1], dZ.shape[2], &dZ[i, 0, 0, 0],
+                                         &dA_pad[i, 0, 0, 0], &dW_per_image[i, 0, 0, 0])
+            else:
+                cnx_depthwise_backward_d(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], geom,
+                                         dZ.shape[1], dZ.shape[2], &dZ[i, 0, 0, 0],
+                                         &dA_pad[i, 0, 0, 0], &dW_per_image[i, 0, 0, 0])
 
 
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache

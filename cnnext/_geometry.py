@@ -2,13 +2,71 @@
 
 Everything in cnnext that needs an output size (the public functions'
 validation, the layers' shape inference, the benchmark's cases) calls these.
+The general formula is :func:`output_size`; the assignment's square,
+symmetric, undilated ones are its special cases, kept as they are because
+a seed-sized call's validation is the hot path.
 """
+from typing import NamedTuple, Tuple
+
+import numpy as np
+
+
+def output_size(n_prev, f, pad_before, pad_after, stride, dilation=1):
+    """Output length along one axis: windows of ``f`` taps ``dilation``
+    apart, every ``stride`` positions, over the input padded by
+    ``pad_before`` and ``pad_after``:
+    ``floor((n_prev + pad_before + pad_after - dilation*(f-1) - 1) / stride) + 1``
+    (PyTorch's and TensorFlow's rule; the assignment's with dilation 1)."""
+    return (n_prev + pad_before + pad_after - dilation * (f - 1) - 1) // stride + 1
+
+
+def same_padding(n_prev, f, stride, dilation=1):
+    """``(pad_before, pad_after)`` of TensorFlow's ``padding='same'``: the
+    output has ``ceil(n_prev / stride)`` positions, and the odd extra row or
+    column of padding goes after (bottom, right), as Keras does."""
+    n_out = -(-n_prev // stride)
+    total = max((n_out - 1) * stride + dilation * (f - 1) + 1 - n_prev, 0)
+    return total // 2, total - total // 2
+
+
+class Geometry(NamedTuple):
+    """A convolution's or pooling's geometry, every option made explicit:
+    ``f``, ``stride`` and ``dilation`` as (height, width) pairs, ``pad`` as
+    (top, bottom, left, right), ``groups`` (1 for pooling), ``out_hw`` the
+    output's (n_H, n_W)."""
+    f: Tuple[int, int]
+    stride: Tuple[int, int]
+    pad: Tuple[int, int, int, int]
+    dilation: Tuple[int, int]
+    groups: int
+    out_hw: Tuple[int, int]
+
+    @property
+    def is_square(self):
+        """Whether the assignment's (f, stride, pad) describe it: the compiled
+        kernels' geometry (square, one stride, even padding, undilated)."""
+        f, s, p, d = self.f, self.stride, self.pad, self.dilation
+        return (f[0] == f[1] and s[0] == s[1] and p[0] == p[1] == p[2] == p[3]
+                and d == (1, 1) and self.groups == 1)
+
+
+def geometry(in_hw, f, stride, pad, dilation, groups=1):
+    """The :class:`Geometry` of windows ``f`` over an input of ``in_hw``;
+    ``pad`` a 4-tuple, or ``"same"`` (TensorFlow's rule) or ``"valid"``."""
+    if pad == "same":
+        pad = (*same_padding(in_hw[0], f[0], stride[0], dilation[0]),
+               *same_padding(in_hw[1], f[1], stride[1], dilation[1]))
+    elif pad == "valid":
+        pad = (0, 0, 0, 0)
+    out_hw = (output_size(in_hw[0], f[0], pad[0], pad[1], stride[0], dilation[0]),
+              output_size(in_hw[1], f[1], pad[2], pad[3], stride[1], dilation[1]))
+    return Geometry(tuple(f), tuple(stride), tuple(pad), tuple(dilation), groups, out_hw)
 
 
 def conv_output_size(n_prev, f, pad, stride):
     """Output length along one axis of a convolution: the assignment's
     ``floor((n_prev - f + 2*pad) / stride) + 1``."""
-    return (n_prev - f + 2 * pad) // stride + 1
+    return output_size(n_prev, f, pad, pad, stride)
 
 
 def pool_output_size(n_prev, f, stride):
@@ -40,3 +98,10 @@ def pool_output_shape(input_shape, f, stride):
     """``(n_H, n_W, n_C)`` of a pooling of images of shape ``input_shape``."""
     H, W, C = input_shape
     return (pool_output_size(H, f, stride), pool_output_size(W, f, stride), C)
+
+
+def window_taps(n_prev, f, pad_before, stride, dilation, n_out):
+    """The input positions each output position reads along one axis, as an
+    (n_out, f) integer array (negative or >= n_prev: padding)."""
+    return (np.arange(n_out)[:, None] * stride - pad_before
+            + np.arange(f)[None, :] * dilation)

@@ -6,12 +6,13 @@ the top of some helpers exist because, on a seed-sized call, validation
 costs more than the kernel.
 """
 from collections.abc import Mapping
+from functools import lru_cache
 import numbers
 import sys
 
 import numpy as np
 
-from ._geometry import conv_output_hw, pool_output_hw
+from ._geometry import Geometry, conv_output_hw, geometry, window_taps
 
 _POOL_MODES = ("max", "average")
 _FLOAT32 = np.dtype(np.float32)
@@ -68,43 +69,14 @@ def _check_4d(arr, name, axes):
                          f"{arr.ndim}-D array of shape {arr.shape}")
 
 
-def _int_param(hparameters, key, minimum, keys_wanted, who):
-    """hparameters[key] as a Python int >= minimum."""
-    # The usual plain dict of plain ints passes every check below, which cost
-    # more than the kernel on a small call.
-    if type(hparameters) is dict:
-        value = hparameters.get(key)
-        if type(value) is int and minimum <= value <= sys.maxsize:
-            return value
-    if not isinstance(hparameters, Mapping):
-        raise TypeError(f"hparameters must be a dict with keys {keys_wanted}; "
-                        f"got {type(hparameters).__name__}")
-    if key not in hparameters:
-        raise ValueError(f"hparameters is missing the key {key!r} needed by "
-                         f"{who} (expected keys {keys_wanted}); got keys "
-                         f"{sorted(map(str, hparameters))}")
-    value = hparameters[key]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"hparameters[{key!r}] must be an integer; got "
-                        f"{type(value).__name__} {value!r}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"hparameters[{key!r}] must be >= {minimum}; got {value}")
-    if value > sys.maxsize:
-        raise ValueError(f"hparameters[{key!r}] must be <= sys.maxsize = "
-                         f"{sys.maxsize}; got {value}")
-    return value
-
-
 def _check_known_keys(hparameters, known, who):
     """An unknown key is an error: a misspelt or unsupported option (say
-    'dilation') must not be silently ignored."""
-    if len(hparameters) != len(known):  # the usual exact dict costs one len()
-        unknown = sorted(map(str, set(hparameters) - set(known)))
-        if unknown:
-            raise ValueError(f"hparameters has unknown key(s) {', '.join(map(repr, unknown))} "
-                             f"for {who}; the known keys are "
-                             f"{', '.join(map(repr, known))}")
+    'dilatation') must not be silently ignored."""
+    unknown = sorted(map(str, set(hparameters) - set(known)))
+    if unknown:
+        raise ValueError(f"hparameters has unknown key(s) {', '.join(map(repr, unknown))} "
+                         f"for {who}; the known keys are "
+                         f"{', '.join(map(repr, known))}")
 
 
 def _check_mode(mode):
@@ -129,47 +101,183 @@ def _check_grad_shape(grad, name, expected, producer):
                          f"{expected}; got {grad.shape}")
 
 
+_CONV_KEYS = ("stride", "pad", "dilation", "groups")
+_POOL_KEYS = ("f", "stride", "pad", "dilation", "count_include_pad")
+_PAD_FORMS = ("an int", "(p_h, p_w)", "(top, bottom, left, right)", "'same'", "'valid'")
+
+
+@lru_cache(maxsize=256)
+def _square_geometry(H, Wd, f, stride, pad):
+    """The Geometry of the assignment's hyperparameters (cached: it is on
+    the path of every seed-sized call)."""
+    return Geometry((f, f), (stride, stride), (pad,) * 4, (1, 1), 1,
+                    conv_output_hw(H, Wd, f, pad, stride))
+
+
+def _int_value(value, what, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be an integer; got {type(value).__name__} {value!r}")
+    value = int(value)
+    if not minimum <= value <= sys.maxsize:
+        raise ValueError(f"{what} must be >= {minimum}" + (f" and <= sys.maxsize"
+                         if value > sys.maxsize else "") + f"; got {value}")
+    return value
+
+
+def _pair(hparameters, key, minimum, default=None):
+    """hparameters[key] as (height, width): an int for both, or two ints."""
+    value = hparameters[key] if key in hparameters else default
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"hparameters[{key!r}] must be an int or a pair "
+                             f"(height, width); got {value!r}")
+        return tuple(_int_value(v, f"hparameters[{key!r}][{i}]", minimum)
+                     for i, v in enumerate(value))
+    value = _int_value(value, f"hparameters[{key!r}]", minimum)
+    return value, value
+
+
+def _padding(hparameters):
+    """hparameters['pad'] as (top, bottom, left, right), or 'same' / 'valid'."""
+    value = hparameters.get("pad", 0)
+    if isinstance(value, str):
+        if value.lower() not in ("same", "valid"):
+            raise ValueError(f"hparameters['pad'] must be one of {', '.join(_PAD_FORMS)}; "
+                             f"got the string {value!r}")
+        return value.lower()
+    if isinstance(value, (tuple, list)):
+        if len(value) not in (2, 4):
+            raise ValueError(f"hparameters['pad'] must be one of {', '.join(_PAD_FORMS)}; "
+                             f"got a sequence of length {len(value)}: {value!r}")
+        pads = tuple(_int_value(v, f"hparameters['pad'][{i}]", 0) for i, v in enumerate(value))
+        return pads if len(pads) == 4 else (pads[0], pads[0], pads[1], pads[1])
+    value = _int_value(value, "hparameters['pad']", 0)
+    return (value,) * 4
+
+
+def _check_windows_fit(geo, H, Wd, what, who):
+    (f_h, f_w), (d_h, d_w), (t, b_, l, r) = geo.f, geo.dilation, geo.pad
+    span_h, span_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1
+    if span_h > H + t + b_ or span_w > Wd + l + r:
+        size = f"f={f_h}" if f_h == f_w else f"f=({f_h}, {f_w})"
+        if (d_h, d_w) != (1, 1):
+            size += f", dilation {geo.dilation}: it spans {span_h} x {span_w}"
+        raise ValueError(
+            f"the {what} ({size}) is larger than the padded input of {who}: "
+            f"{H + t + b_} x {Wd + l + r} (n_H_prev = {H}, n_W_prev = {Wd}, pad (top, "
+            f"bottom, left, right) = {geo.pad})")
+
+
+def _check_mapping(hparameters, keys_wanted):
+    if not isinstance(hparameters, Mapping):
+        raise TypeError(f"hparameters must be a dict with keys {keys_wanted}; "
+                        f"got {type(hparameters).__name__}")
+
+
 def _conv_geometry(A_prev, W, b, hparameters):
-    """Validate a convolution's arguments; return (A, W, b, stride, pad, out_shape)."""
+    """Validate a convolution's arguments; return (A, W, b, geometry,
+    out_shape), b as (1, 1, 1, n_C) or None."""
     A = _as_real_array(A_prev, "A_prev")
     W = _as_real_array(W, "W")
-    b = _as_real_array(b, "b")
     _check_4d(A, "A_prev", "(m, n_H_prev, n_W_prev, n_C_prev)")
-    _check_4d(W, "W", "(f, f, n_C_prev, n_C)")
-    f, f_w, C_w, n_C = W.shape
-    if f != f_w or f < 1:
-        raise ValueError(f"W must hold square filters of shape (f, f, n_C_prev, "
-                         f"n_C) with f >= 1; got shape {W.shape}")
+    _check_4d(W, "W", "(f_h, f_w, n_C_prev / groups, n_C)")
     m, H, Wd, C = A.shape
-    if C_w != C:
-        raise ValueError(f"W has {C_w} input channels (W.shape[2]) but A_prev "
-                         f"has {C} (A_prev.shape[3]); they must match")
-    if b.shape != (1, 1, 1, n_C):
-        raise ValueError(f"b must have shape (1, 1, 1, n_C) = (1, 1, 1, {n_C}) "
-                         f"to match W's {n_C} filters; got shape {b.shape}")
-    keys = "'stride' and 'pad'"
-    stride = _int_param(hparameters, "stride", 1, keys, "conv_forward")
-    pad = _int_param(hparameters, "pad", 0, keys, "conv_forward")
-    _check_known_keys(hparameters, ("stride", "pad"), "conv_forward")
-    if f > H + 2 * pad or f > Wd + 2 * pad:
-        raise ValueError(f"the filter (f={f}) is larger than the padded input: "
-                         f"n_H_prev + 2*pad = {H + 2 * pad}, n_W_prev + 2*pad = "
-                         f"{Wd + 2 * pad}")
-    n_H, n_W = conv_output_hw(H, Wd, f, pad, stride)
-    return A, W, b, stride, pad, (m, n_H, n_W, n_C)
+    f_h, f_w, C_w, n_C = W.shape
+    if f_h < 1 or f_w < 1:
+        raise ValueError(f"W must have shape (f_h, f_w, n_C_prev / groups, n_C) with "
+                         f"f_h, f_w >= 1; got shape {W.shape}")
+    # The assignment's plain dict of two ints: its checks, and nothing more.
+    if (type(hparameters) is dict and len(hparameters) == 2 and f_h == f_w and C_w == C
+            and type(hparameters.get("stride")) is int and type(hparameters.get("pad")) is int
+            and 1 <= hparameters["stride"] <= sys.maxsize and 0 <= hparameters["pad"] <= sys.maxsize):
+        geo = _square_geometry(H, Wd, f_h, hparameters["stride"], hparameters["pad"])
+    else:
+        geo = _general_conv_geometry(A.shape, W.shape, hparameters)
+    _check_windows_fit(geo, H, Wd, "filter", "conv_forward")
+    return A, W, _conv_bias(b, n_C), geo, (m, *geo.out_hw, n_C)
 
 
-def _pool_geometry(A_prev, hparameters):
-    """Validate a pooling's arguments; return (A, f, stride, out_shape)."""
+def _general_conv_geometry(A_shape, W_shape, hparameters):
+    keys = ", ".join(map(repr, _CONV_KEYS))
+    _check_mapping(hparameters, keys)
+    _check_known_keys(hparameters, _CONV_KEYS, "conv_forward")
+    for key in ("stride", "pad"):
+        if key not in hparameters:
+            raise ValueError(f"hparameters is missing the key {key!r} needed by "
+                             f"conv_forward (known keys {keys}); got keys "
+                             f"{sorted(map(str, hparameters))}")
+    stride = _pair(hparameters, "stride", 1)
+    dilation = _pair(hparameters, "dilation", 1, default=1)
+    pad = _padding(hparameters)
+    groups = _int_value(hparameters.get("groups", 1), "hparameters['groups']", 1)
+    _, H, Wd, C = A_shape
+    f_h, f_w, C_w, n_C = W_shape
+    if C % groups or n_C % groups:
+        raise ValueError(f"hparameters['groups'] = {groups} must divide both the input "
+                         f"channels (A_prev.shape[3] = {C}) and the filters "
+                         f"(W.shape[3] = {n_C})")
+    if C_w * groups != C:
+        raise ValueError(f"W has {C_w} input channels per filter (W.shape[2]); with "
+                         f"groups = {groups} and A_prev's {C} channels it must have "
+                         f"{C // groups} (n_C_prev / groups)")
+    return geometry((H, Wd), (f_h, f_w), stride, pad, dilation, groups)
+
+
+def _conv_bias(b, n_C):
+    """b as (1, 1, 1, n_C), from that shape or (n_C,); None stays None."""
+    if b is None:
+        return None
+    b = _as_real_array(b, "b")
+    if b.shape == (1, 1, 1, n_C):
+        return b
+    if b.shape == (n_C,):
+        return b.reshape(1, 1, 1, n_C)
+    raise ValueError(f"b must have shape (1, 1, 1, n_C) = (1, 1, 1, {n_C}) or ({n_C},) "
+                     f"to match W's {n_C} filters, or be None; got shape {b.shape}")
+
+
+def _pool_geometry(A_prev, hparameters, mode="max"):
+    """Validate a pooling's arguments; return (A, geometry, out_shape,
+    count_include_pad)."""
     A = _as_real_array(A_prev, "A_prev")
     _check_4d(A, "A_prev", "(m, n_H_prev, n_W_prev, n_C_prev)")
-    keys = "'f' and 'stride'"
-    f = _int_param(hparameters, "f", 1, keys, "pool_forward")
-    stride = _int_param(hparameters, "stride", 1, keys, "pool_forward")
-    _check_known_keys(hparameters, ("f", "stride"), "pool_forward")
     m, H, Wd, C = A.shape
-    if f > H or f > Wd:
-        raise ValueError(f"the pooling window (f={f}) is larger than the input: "
-                         f"n_H_prev = {H}, n_W_prev = {Wd}")
-    n_H, n_W = pool_output_hw(H, Wd, f, stride)
-    return A, f, stride, (m, n_H, n_W, C)
+    if (type(hparameters) is dict and len(hparameters) == 2
+            and type(hparameters.get("f")) is int and type(hparameters.get("stride")) is int
+            and 1 <= hparameters["f"] <= sys.maxsize
+            and 1 <= hparameters["stride"] <= sys.maxsize):
+        geo = _square_geometry(H, Wd, hparameters["f"], hparameters["stride"], 0)
+        count_include_pad = False
+    else:
+        keys = ", ".join(map(repr, _POOL_KEYS))
+        _check_mapping(hparameters, keys)
+        _check_known_keys(hparameters, _POOL_KEYS, "pool_forward")
+        for key in ("f", "stride"):
+            if key not in hparameters:
+                raise ValueError(f"hparameters is missing the key {key!r} needed by "
+                                 f"pool_forward (known keys {keys}); got keys "
+                                 f"{sorted(map(str, hparameters))}")
+        count_include_pad = hparameters.get("count_include_pad", False)
+        if not isinstance(count_include_pad, (bool, np.bool_)):
+            raise TypeError(f"hparameters['count_include_pad'] must be True or False; got "
+                            f"{type(count_include_pad).__name__} {count_include_pad!r}")
+        if "count_include_pad" in hparameters and mode != "average":
+            raise ValueError("hparameters['count_include_pad'] applies to mode='average' "
+                             f"only; got it with mode={mode!r}")
+        geo = geometry((H, Wd), _pair(hparameters, "f", 1), _pair(hparameters, "stride", 1),
+                       _padding(hparameters), _pair(hparameters, "dilation", 1, default=1))
+    _check_windows_fit(geo, H, Wd, "pooling window", "pool_forward")
+    if geo.pad != (0, 0, 0, 0):
+        _check_no_window_is_all_padding(geo, H, Wd)
+    return A, geo, (m, *geo.out_hw, C), bool(count_include_pad)
+
+
+def _check_no_window_is_all_padding(geo, H, Wd):
+    """A pooling window of padding alone has no max and no average."""
+    for axis, n in ((0, H), (1, Wd)):
+        taps = window_taps(n, geo.f[axis], geo.pad[2 * axis], geo.stride[axis],
+                           geo.dilation[axis], geo.out_hw[axis])
+        if not ((taps >= 0) & (taps < n)).any(axis=1).all():
+            raise ValueError(f"with pad (top, bottom, left, right) = {geo.pad}, some pooling "
+                             f"windows along {('n_H', 'n_W')[axis]} cover only padding; "
+                             f"each pad must be smaller than the window")

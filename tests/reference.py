@@ -266,3 +266,119 @@ def assert_close(actual, expected, dtype=None, rtol=None):
     scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
     np.testing.assert_allclose(actual.astype(np.float64), expected, rtol=rtol,
                                atol=rtol * scale, equal_nan=True)
+
+
+# ---- the whole geometry (issue 12): per-window loops, as the seed's --------
+# Geometry given explicitly: stride and dilation (h, w) pairs, pad (top,
+# bottom, left, right), groups. Written from the definitions, not from
+# cnnext's tap-by-tap code.
+
+def tf_same_padding(n, f, stride, dilation):
+    """TensorFlow's 'same': output ceil(n / stride), the odd pad after."""
+    out = (n + stride - 1) // stride
+    total = max((out - 1) * stride + (f - 1) * dilation + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def _window_rows(n_pad, f, stride, dilation):
+    n_out = (n_pad - (f - 1) * dilation - 1) // stride + 1
+    return [[y * stride + k * dilation for k in range(f)] for y in range(n_out)]
+
+
+def _padded(A, pad, fill):
+    t, b, l, r = pad
+    return np.pad(_f64(A), ((0, 0), (t, b), (l, r), (0, 0)), constant_values=fill)
+
+
+def ref_conv_general(A_prev, W, b, stride, pad, dilation, groups):
+    """Z of a convolution of any geometry, window by window, in float64."""
+    A, W = _padded(A_prev, pad, 0.0), _f64(W)
+    m, _, _, C = A.shape
+    f_h, f_w, C_g, n_C = W.shape
+    n_C_g = n_C // groups
+    rows = _window_rows(A.shape[1], f_h, stride[0], dilation[0])
+    cols = _window_rows(A.shape[2], f_w, stride[1], dilation[1])
+    Z = np.zeros((m, len(rows), len(cols), n_C))
+    for y, ys in enumerate(rows):
+        for x, xs in enumerate(cols):
+            window = A[:, ys][:, :, xs]                    # (m, f_h, f_w, C)
+            for c in range(n_C):
+                g = c // n_C_g
+                Z[:, y, x, c] = np.einsum("nijk,ijk->n", window[..., g * C_g:(g + 1) * C_g],
+                                          W[..., c])
+    if b is not None:
+        Z += _f64(b).reshape(n_C)
+    return Z
+
+
+def ref_conv_general_backward(A_prev, W, dZ, stride, pad, dilation, groups):
+    """(dA_prev, dW, db), window by window: each window's share of dZ."""
+    A, W, dZ = _padded(A_prev, pad, 0.0), _f64(W), _f64(dZ)
+    m, H, Wd, C = A_prev.shape
+    f_h, f_w, C_g, n_C = W.shape
+    n_C_g = n_C // groups
+    rows = _window_rows(A.shape[1], f_h, stride[0], dilation[0])
+    cols = _window_rows(A.shape[2], f_w, stride[1], dilation[1])
+    dA, dW = np.zeros_like(A), np.zeros_like(W)
+    for y, ys in enumerate(rows):
+        for x, xs in enumerate(cols):
+            window = A[:, ys][:, :, xs]
+            for c in range(n_C):
+                g = c // n_C_g
+                ch = slice(g * C_g, (g + 1) * C_g)
+                dW[..., c] += np.einsum("nijk,n->ijk", window[..., ch], dZ[:, y, x, c])
+                contribution = np.einsum("ijk,n->nijk", W[..., c], dZ[:, y, x, c])
+                for i, yy in enumerate(ys):
+                    for j, xx in enumerate(xs):
+                        dA[:, yy, xx, ch] += contribution[:, i, j]
+    t, _, l, _ = pad
+    return dA[:, t:t + H, l:l + Wd], dW, dZ.sum(axis=(0, 1, 2))
+
+
+def ref_pool_general(A_prev, f, stride, pad, dilation, mode, count_include_pad=False):
+    """Pooling of any geometry, window by window: max over the window's
+    input entries (padding never wins), average over them (or over f_h*f_w
+    with count_include_pad)."""
+    m, H, Wd, C = A_prev.shape
+    A = _padded(A_prev, pad, np.nan)                      # NaN marks padding
+    rows = _window_rows(A.shape[1], f[0], stride[0], dilation[0])
+    cols = _window_rows(A.shape[2], f[1], stride[1], dilation[1])
+    out = np.zeros((m, len(rows), len(cols), C))
+    for y, ys in enumerate(rows):
+        for x, xs in enumerate(cols):
+            window = A[:, ys][:, :, xs].reshape(m, -1, C)
+            real = ~np.isnan(window[0, :, 0])
+            if mode == "max":
+                out[:, y, x] = window[:, real].max(axis=1)
+            else:
+                count = f[0] * f[1] if count_include_pad else real.sum()
+                out[:, y, x] = window[:, real].sum(axis=1) / count
+    return out
+
+
+def ref_pool_general_backward(A_prev, dA, f, stride, pad, dilation, mode,
+                              count_include_pad=False):
+    """The seed's rule per window: max mode gives the window's gradient to
+    every input entry equal to its max, average spreads it evenly."""
+    m, H, Wd, C = A_prev.shape
+    A = _padded(A_prev, pad, np.nan)
+    dA = _f64(dA)
+    rows = _window_rows(A.shape[1], f[0], stride[0], dilation[0])
+    cols = _window_rows(A.shape[2], f[1], stride[1], dilation[1])
+    d_prev = np.zeros_like(A)
+    for y, ys in enumerate(rows):
+        for x, xs in enumerate(cols):
+            real = np.array([[not np.isnan(A[0, yy, xx, 0]) for xx in xs] for yy in ys])
+            for n in range(m):
+                for c in range(C):
+                    window = A[n][np.ix_(ys, xs)][..., c]
+                    if mode == "max":
+                        share = (window == np.nanmax(window)) * dA[n, y, x, c]
+                    else:
+                        count = f[0] * f[1] if count_include_pad else real.sum()
+                        share = real * dA[n, y, x, c] / count
+                    for i, yy in enumerate(ys):
+                        for j, xx in enumerate(xs):
+                            d_prev[n, yy, xx, c] += share[i, j]
+    t, _, l, _ = pad
+    return d_prev[:, t:t + H, l:l + Wd]
