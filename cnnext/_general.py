@@ -15,6 +15,7 @@ with one filter per channel (MobileNet's) run on compiled kernels
 import numpy as np
 
 from . import _conv
+from ._geometry import window_counts
 from ._parallel import for_batch
 from ._validation import _specialized
 
@@ -143,12 +144,9 @@ def conv_backward(A, W, dZ, geo, dtype):
 
 def _window_counts(geo, H, Wd, dtype):
     """How many input (not padding) positions each window covers, (n_H, n_W)."""
-    from ._geometry import window_taps
-    counts = []
-    for axis, n in ((0, H), (1, Wd)):
-        taps = window_taps(n, geo.f[axis], geo.pad[2 * axis], geo.stride[axis],
-                           geo.dilation[axis], geo.out_hw[axis])
-        counts.append(((taps >= 0) & (taps < n)).sum(axis=1))
+    counts = [window_counts(n, geo.f[axis], geo.pad[2 * axis], geo.stride[axis],
+                            geo.dilation[axis], geo.out_hw[axis])
+              for axis, n in ((0, H), (1, Wd))]
     return np.multiply.outer(counts[0], counts[1]).astype(dtype)
 
 

@@ -60,7 +60,10 @@ def geometry(in_hw, f, stride, pad, dilation, groups=1):
         pad = (0, 0, 0, 0)
     out_hw = (output_size(in_hw[0], f[0], pad[0], pad[1], stride[0], dilation[0]),
               output_size(in_hw[1], f[1], pad[2], pad[3], stride[1], dilation[1]))
-    return Geometry(tuple(f), tuple(stride), tuple(pad), tuple(dilation), groups, out_hw)
+    # With one window along an axis its stride is never taken: 1 then, so
+    # that a stride past the input (up to sys.maxsize) overflows no index.
+    stride = tuple(1 if n == 1 else s for n, s in zip(out_hw, stride))
+    return Geometry(tuple(f), stride, tuple(pad), tuple(dilation), groups, out_hw)
 
 
 def conv_output_size(n_prev, f, pad, stride):
@@ -100,8 +103,11 @@ def pool_output_shape(input_shape, f, stride):
     return (pool_output_size(H, f, stride), pool_output_size(W, f, stride), C)
 
 
-def window_taps(n_prev, f, pad_before, stride, dilation, n_out):
-    """The input positions each output position reads along one axis, as an
-    (n_out, f) integer array (negative or >= n_prev: padding)."""
-    return (np.arange(n_out)[:, None] * stride - pad_before
-            + np.arange(f)[None, :] * dilation)
+def window_counts(n_prev, f, pad_before, stride, dilation, n_out):
+    """How many of each window's ``f`` taps fall on the input (not on the
+    padding) along one axis, as an (n_out,) integer array: window ``y``'s
+    taps are ``y*stride - pad_before + k*dilation`` for ``k < f``."""
+    start = np.arange(n_out, dtype=np.int64) * stride - pad_before
+    first = np.maximum(0, -(start // dilation))              # ceil(-start / dilation)
+    last = np.minimum(f - 1, (n_prev - 1 - start) // dilation)
+    return np.maximum(last - first + 1, 0)

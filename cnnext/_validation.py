@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from ._geometry import Geometry, conv_output_hw, geometry, window_taps
+from ._geometry import Geometry, conv_output_hw, geometry, window_counts
 
 _POOL_MODES = ("max", "average")
 _FLOAT32 = np.dtype(np.float32)
@@ -155,8 +155,16 @@ def _padding(hparameters):
     return (value,) * 4
 
 
+# A padded axis longer than this is refused (a copy that size is padding).
+_MAX_AXIS = 2**31 - 1
+
+
 def _check_windows_fit(geo, H, Wd, what, who):
     (f_h, f_w), (d_h, d_w), (t, b_, l, r) = geo.f, geo.dilation, geo.pad
+    if not geo.is_square and max(H + t + b_, Wd + l + r) > _MAX_AXIS:
+        raise ValueError(f"hparameters['pad'] = {geo.pad} (top, bottom, left, right) would "
+                         f"make the padded input {H + t + b_} x {Wd + l + r}: more than "
+                         f"2**31 - 1 along an axis")
     span_h, span_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1
     if span_h > H + t + b_ or span_w > Wd + l + r:
         size = f"f={f_h}" if f_h == f_w else f"f=({f_h}, {f_w})"
@@ -275,9 +283,11 @@ def _pool_geometry(A_prev, hparameters, mode="max"):
 def _check_no_window_is_all_padding(geo, H, Wd):
     """A pooling window of padding alone has no max and no average."""
     for axis, n in ((0, H), (1, Wd)):
-        taps = window_taps(n, geo.f[axis], geo.pad[2 * axis], geo.stride[axis],
-                           geo.dilation[axis], geo.out_hw[axis])
-        if not ((taps >= 0) & (taps < n)).any(axis=1).all():
+        span = geo.dilation[axis] * (geo.f[axis] - 1) + 1
+        before, after = geo.pad[2 * axis], geo.pad[2 * axis + 1]
+        if max(before, after) >= span or not window_counts(
+                n, geo.f[axis], before, geo.stride[axis], geo.dilation[axis],
+                geo.out_hw[axis]).all():
             raise ValueError(f"with pad (top, bottom, left, right) = {geo.pad}, some pooling "
                              f"windows along {('n_H', 'n_W')[axis]} cover only padding; "
-                             f"each pad must be smaller than the window")
+                             f"each pad must be smaller than the window ({span} along it)")

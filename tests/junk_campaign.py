@@ -8,7 +8,8 @@ a dead test run), or by hand for a bigger campaign:
 Every case calls one public function with arguments that are wrong in one or
 more ways: wrong shapes and ranks, unsupported dtypes (complex, object,
 string, datetime, long double), non-array objects, hyperparameters missing,
-negative, zero, huge (past 2**63), non-integer or of the wrong type, malformed
+negative, zero, huge (past 2**63), non-integer or of the wrong type, pairs
+and 4-tuples of those, padding words right and wrong, malformed
 or cross-wired caches, and bad modes; and set_num_threads with the same
 junk integers (the thread count is restored after every case). A share of the cases is a valid call with
 exactly one part broken, so the deeper checks and the kernels are reached too.
@@ -52,6 +53,17 @@ def hp_ints():
                      st.sampled_from(BAD_SCALARS))
 
 
+# The geometry's other value forms (issue 12): pairs, 4-tuples, the padding
+# words, right and wrong, with junk inside.
+PAD_WORDS = ["same", "valid", "SAME", "full", "", "causal"]
+
+
+def hp_values():
+    return st.one_of(hp_ints(), st.sampled_from(PAD_WORDS),
+                     st.lists(hp_ints(), min_size=0, max_size=5).map(tuple),
+                     st.lists(st.integers(-1, 4), min_size=1, max_size=5))
+
+
 @st.composite
 def junk_arrays(draw, ndim=None):
     """An ndarray of any rank, size and dtype, or something that is not one."""
@@ -84,7 +96,7 @@ def junk_hparameters(draw, keys):
     if draw(st.integers(0, 7)) == 0:
         return draw(st.sampled_from([None, [], 3, "stride", [("stride", 1)], (1, 2)]))
     chosen = draw(st.lists(st.sampled_from(keys + ["extra"]), unique=True))
-    return {key: draw(hp_ints()) for key in chosen}
+    return {key: draw(hp_values()) for key in chosen}
 
 
 @st.composite
@@ -102,8 +114,8 @@ def near_valid_conv(draw):
             filled((1, 1, 1, n_C), dtype, 0), {"stride": stride, "pad": pad}]
     broken = draw(st.integers(-1, 3))
     if broken == 3:
-        key = draw(st.sampled_from(["stride", "pad"]))
-        args[3] = dict(args[3], **{key: draw(hp_ints())})
+        key = draw(st.sampled_from(["stride", "pad", "dilation", "groups"]))
+        args[3] = dict(args[3], **{key: draw(hp_values())})
     elif broken >= 0:
         args[broken] = draw(junk_arrays(ndim=draw(st.integers(3, 5))))
     return args
@@ -119,8 +131,8 @@ def near_valid_pool(draw):
             {"f": f, "stride": stride}]
     broken = draw(st.integers(-1, 1))
     if broken == 1:
-        key = draw(st.sampled_from(["f", "stride"]))
-        args[1] = dict(args[1], **{key: draw(hp_ints())})
+        key = draw(st.sampled_from(["f", "stride", "pad", "dilation", "count_include_pad"]))
+        args[1] = dict(args[1], **{key: draw(hp_values())})
     elif broken == 0:
         args[0] = draw(junk_arrays(ndim=draw(st.integers(3, 5))))
     return args
@@ -130,13 +142,14 @@ def conv_args(draw):
     if draw(st.booleans()):
         return draw(near_valid_conv())
     return [draw(junk_arrays()), draw(junk_arrays()), draw(junk_arrays()),
-            draw(junk_hparameters(["stride", "pad"]))]
+            draw(junk_hparameters(["stride", "pad", "dilation", "groups"]))]
 
 
 def pool_args(draw):
     if draw(st.booleans()):
         return draw(near_valid_pool())
-    return [draw(junk_arrays()), draw(junk_hparameters(["f", "stride"]))]
+    return [draw(junk_arrays()), draw(junk_hparameters(["f", "stride", "pad", "dilation",
+                                                         "count_include_pad"]))]
 
 
 class MatchingGrad:

@@ -305,12 +305,44 @@ B4 = np.ones(2)
      r"cover only padding"),
     (lambda: cnnext.pool_forward(A4, {"f": (2, 7), "stride": 1}), ValueError,
      r"pooling window \(f=\(2, 7\)\) is larger"),
+    (lambda: cnnext.conv_forward(A4, W4, B4, {"stride": 1, "pad": (2**40, 0)}), ValueError,
+     r"padded input 2199023255558 x 6: more than 2\*\*31 - 1"),
+    (lambda: cnnext.pool_forward(A4, {"f": 2, "stride": 1, "pad": (0, 2**40)}), ValueError,
+     r"padded input 6 x 2199023255558"),
+    (lambda: cnnext.pool_forward(A4, {"f": 3, "stride": 3, "pad": (0, 0, 0, 3)}), ValueError,
+     r"cover only padding.*smaller than the window \(3 along it\)"),
 ], ids=["pad-word", "pad-length", "stride-zero", "stride-triple", "dilation-float",
         "dilation-too-wide", "groups-zero", "groups-not-dividing", "count-pad-max",
-        "count-pad-int", "pool-all-padding", "pool-rect-too-wide"])
+        "count-pad-int", "pool-all-padding", "pool-rect-too-wide", "pad-huge",
+        "pool-pad-huge", "pool-pad-after-a-window"])
 def test_bad_geometry_is_refused_by_name(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+def test_a_stride_past_the_input_takes_one_window():
+    A = np.random.default_rng(13).standard_normal((1, 5, 6, 2))
+    W = np.ones((2, 2, 2, 1))
+    Z, cache = cnnext.conv_forward(A, W, None, {"stride": (2**62, 1), "pad": (0, 1)})
+    assert_close(Z, ref_conv_general(A, W, None, (1, 1), (0, 0, 1, 1), (1, 1), 1)[:, :1])
+    assert cnnext.conv_backward(np.ones_like(Z), cache)[0].shape == A.shape
+
+
+def test_depthwise_weight_gradient_is_the_same_at_any_thread_count():
+    rng = np.random.default_rng(14)
+    A = rng.standard_normal((6, 20, 20, 32)).astype(np.float32)
+    W = rng.standard_normal((3, 3, 1, 32)).astype(np.float32)
+    hp = {"stride": 1, "pad": 1, "groups": 32}
+    Z, cache = cnnext.conv_forward(A, W, None, hp)
+    dZ = rng.standard_normal(Z.shape).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        with cnnext.threads(n):
+            results.append((cnnext.conv_forward(A, W, None, hp)[0],
+                            *cnnext.conv_backward(dZ, cache)[:2]))
+    for later in results[1:]:
+        for a, b in zip(results[0], later):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_the_assignments_dicts_and_their_explicit_forms_agree():
