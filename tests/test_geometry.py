@@ -42,6 +42,7 @@ CONV_CASES = [
     ((1, 9, 8, 3), (2, 2, 3, 5), {"stride": 2, "pad": "same"}),               # even f, odd n
     ((2, 7, 9, 3), (3, 3, 3, 4), {"stride": (1, 2), "pad": (1, 0, 2, 1)}),    # per-axis, uneven
     ((2, 12, 12, 3), (3, 3, 3, 4), {"stride": 1, "pad": 2, "dilation": 2}),   # DeepLab-style
+    ((1, 5, 6, 2), (3, 3, 2, 3), {"stride": 1, "pad": 1, "dilation": (3, 2)}),  # phases > rows
     ((1, 13, 11, 2), (3, 2, 2, 3), {"stride": (2, 1), "pad": "valid", "dilation": (2, 3)}),
     ((2, 8, 8, 6), (3, 3, 3, 4), {"stride": 1, "pad": 1, "groups": 2}),       # grouped
     ((2, 10, 10, 8), (3, 3, 1, 8), {"stride": 1, "pad": 1, "groups": 8}),     # depthwise
@@ -111,7 +112,7 @@ def test_random_geometries_match_the_reference():
         groups = int(rng.choice([1, 1, 2, 3]))
         C, n_C = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 3))
         f = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-        dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        dilation = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
         pad = [int(p) for p in rng.integers(0, 3, 4)]
         pad = rng.choice(np.array(["same", "valid", "four", "two"], dtype=object))
