@@ -114,7 +114,6 @@ def test_random_geometries_match_the_reference():
         f = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         dilation = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
         stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-        pad = [int(p) for p in rng.integers(0, 3, 4)]
         pad = rng.choice(np.array(["same", "valid", "four", "two"], dtype=object))
         pad = {"four": tuple(int(p) for p in rng.integers(0, 3, 4)),
                "two": tuple(int(p) for p in rng.integers(0, 3, 2))}.get(pad, pad)
