@@ -405,11 +405,8 @@ def pool_backward(dA, cache, mode="max"):
     _check_grad_shape(dA, "dA", out_shape, "pool_forward")
     dtype = _compute_dtype(A, dA)
     if not geo.is_square or geo.pad != _NO_PAD:
-        A = A.astype(dtype, copy=False)
-        is_max = mode == "max"
-        out = _general.pool_forward(A, geo, True, False, dtype) if is_max else None
-        return _general.pool_backward(A, dA.astype(dtype, copy=False), out, geo, is_max,
-                                      count_include_pad, dtype)
+        return _general.pool_backward(A.astype(dtype, copy=False), dA.astype(dtype, copy=False),
+                                      geo, mode == "max", count_include_pad, dtype)
     f, stride = geo.f[0], geo.stride[0]
     A_c = np.ascontiguousarray(A, dtype=dtype)
     dA_c = np.ascontiguousarray(dA, dtype=dtype)

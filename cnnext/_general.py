@@ -14,7 +14,7 @@ with one filter per channel (MobileNet's) run on compiled kernels
 """
 import numpy as np
 
-from . import _conv
+from . import _conv, _pool
 from ._geometry import window_counts
 from ._parallel import for_batch
 from ._validation import _specialized
@@ -190,11 +190,33 @@ def _divisors(geo, H, Wd, dtype, count_include_pad):
     return _window_counts(geo, H, Wd, dtype)[None, :, :, None]
 
 
+def _padded_pool_suits(geo):
+    """Square windows, one stride, no dilation, only padding: the compiled
+    pooling kernels on the padded copy."""
+    return geo.f[0] == geo.f[1] and geo.stride[0] == geo.stride[1] and geo.dilation == (1, 1)
+
+
+def _rescale_to_count(geo, H, Wd, dtype, count_include_pad):
+    """What turns a mean over f*f entries into one over the window's input
+    entries (1 with count_include_pad)."""
+    if count_include_pad:
+        return None
+    return dtype.type(geo.f[0] * geo.f[1]) / _window_counts(geo, H, Wd, dtype)[None, :, :, None]
+
+
 def pool_forward(A, geo, is_max, count_include_pad, dtype):
     m, H, Wd, C = A.shape
     # Max pads with -inf, which no window's max can be (each window holds
     # an input value); average pads with zeros and divides by the count.
     padded = _padded(A, geo.pad, -np.inf if is_max else 0, dtype)
+    if _padded_pool_suits(geo):
+        out = np.empty((m, *geo.out_hw, C), dtype=dtype)
+        for_batch(_specialized(_pool.pool_forward, dtype), (padded, out),
+                  (geo.f[0], geo.stride[0], is_max), padded.size)
+        scale = None if is_max else _rescale_to_count(geo, H, Wd, dtype, count_include_pad)
+        if scale is not None:
+            out *= scale
+        return out
     taps = _taps(geo)
     out = np.array(_tap(padded, geo, *taps[0]), dtype=dtype)
     combine = np.maximum if is_max else np.add
@@ -205,15 +227,22 @@ def pool_forward(A, geo, is_max, count_include_pad, dtype):
     return out
 
 
-def pool_backward(A, dA, out, geo, is_max, count_include_pad, dtype):
-    """``out``: the forward's result (recomputed by the caller if need be)."""
+def pool_backward(A, dA, geo, is_max, count_include_pad, dtype):
     m, H, Wd, C = A.shape
     top, _, left, _ = geo.pad
     padded = _padded(A, geo.pad, -np.inf if is_max else 0, dtype)
+    if _padded_pool_suits(geo):
+        scale = None if is_max else _rescale_to_count(geo, H, Wd, dtype, count_include_pad)
+        dA = np.ascontiguousarray(dA if scale is None else dA * scale)
+        d_padded = np.empty_like(padded)
+        for_batch(_specialized(_pool.pool_backward, dtype), (padded, dA, d_padded),
+                  (geo.f[0], geo.stride[0], is_max), padded.size)
+        return d_padded[:, top:top + H, left:left + Wd].copy()
     d_padded = np.zeros_like(padded)
     if is_max:
         # The assignment's mask: every entry equal to its window's max gets
         # the window's whole gradient (ties included).
+        out = pool_forward(A, geo, True, False, dtype)
         for i, j in _taps(geo):
             _tap(d_padded, geo, i, j)[...] += np.where(_tap(padded, geo, i, j) == out, dA, 0)
     else:
