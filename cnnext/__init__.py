@@ -34,8 +34,6 @@ from ._validation import (_as_real_array, _check_4d, _check_cache, _check_grad_s
                           _check_mode, _compute_dtype, _conv_geometry, _pool_geometry,
                           _specialized)
 from ._version import __version__
-
-_NO_PAD = (0, 0, 0, 0)
 from .gradcheck import gradcheck
 
 __all__ = [
@@ -232,7 +230,7 @@ def conv_forward(A_prev, W, b, hparameters):
     """
     A, W_arr, b_arr, geo, out_shape = _conv_geometry(A_prev, W, b, hparameters)
     dtype = _compute_dtype(A, W_arr) if b_arr is None else _compute_dtype(A, W_arr, b_arr)
-    if not geo.is_square:
+    if not geo.square:
         Z = _general.conv_forward(A.astype(dtype, copy=False), W_arr.astype(dtype, copy=False),
                                   None if b_arr is None else b_arr.astype(dtype, copy=False),
                                   geo, dtype)
@@ -292,7 +290,7 @@ def conv_backward(dZ, cache):
     rows = dZ.shape[0] * dZ.shape[1] * dZ.shape[2]
     db = None if b is None else np.einsum("ij->j", dZ.reshape(rows, n_C)).reshape(
         np.shape(cache[2]))
-    if not geo.is_square:
+    if not geo.square:
         dA_prev, dW = _general.conv_backward(A.astype(dtype, copy=False),
                                              W.astype(dtype, copy=False), dZ, geo, dtype)
         return dA_prev, dW, db
@@ -353,7 +351,7 @@ def pool_forward(A_prev, hparameters, mode="max"):
     A, geo, out_shape, count_include_pad = _pool_geometry(A_prev, hparameters, mode)
     dtype = _compute_dtype(A)
     is_max = mode == "max"
-    if not geo.is_square or geo.pad != _NO_PAD:  # the compiled kernels do not pad
+    if not geo.square:
         return (_general.pool_forward(A.astype(dtype, copy=False), geo, is_max,
                                       count_include_pad, dtype), (A_prev, hparameters))
     f, stride = geo.f[0], geo.stride[0]
@@ -404,7 +402,7 @@ def pool_backward(dA, cache, mode="max"):
     dA = _as_real_array(dA, "dA")
     _check_grad_shape(dA, "dA", out_shape, "pool_forward")
     dtype = _compute_dtype(A, dA)
-    if not geo.is_square or geo.pad != _NO_PAD:
+    if not geo.square:
         return _general.pool_backward(A.astype(dtype, copy=False), dA.astype(dtype, copy=False),
                                       geo, mode == "max", count_include_pad, dtype)
     f, stride = geo.f[0], geo.stride[0]

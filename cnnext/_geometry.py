@@ -33,21 +33,17 @@ class Geometry(NamedTuple):
     """A convolution's or pooling's geometry, every option made explicit:
     ``f``, ``stride`` and ``dilation`` as (height, width) pairs, ``pad`` as
     (top, bottom, left, right), ``groups`` (1 for pooling), ``out_hw`` the
-    output's (n_H, n_W)."""
+    output's (n_H, n_W); ``square``: whether the assignment's (f, stride,
+    pad) describe it (square, one stride, even padding, undilated, one
+    group), the geometry of the compiled kernels. A field, not a property:
+    it is read on every seed-sized call."""
     f: Tuple[int, int]
     stride: Tuple[int, int]
     pad: Tuple[int, int, int, int]
     dilation: Tuple[int, int]
     groups: int
     out_hw: Tuple[int, int]
-
-    @property
-    def is_square(self):
-        """Whether the assignment's (f, stride, pad) describe it: the compiled
-        kernels' geometry (square, one stride, even padding, undilated)."""
-        f, s, p, d = self.f, self.stride, self.pad, self.dilation
-        return (f[0] == f[1] and s[0] == s[1] and p[0] == p[1] == p[2] == p[3]
-                and d == (1, 1) and self.groups == 1)
+    square: bool
 
 
 def geometry(in_hw, f, stride, pad, dilation, groups=1):
@@ -63,7 +59,9 @@ def geometry(in_hw, f, stride, pad, dilation, groups=1):
     # With one window along an axis its stride is never taken: 1 then, so
     # that a stride past the input (up to sys.maxsize) overflows no index.
     stride = tuple(1 if n == 1 else s for n, s in zip(out_hw, stride))
-    return Geometry(tuple(f), stride, tuple(pad), tuple(dilation), groups, out_hw)
+    square = (f[0] == f[1] and stride[0] == stride[1] and pad[0] == pad[1] == pad[2] == pad[3]
+              and tuple(dilation) == (1, 1) and groups == 1)
+    return Geometry(tuple(f), stride, tuple(pad), tuple(dilation), groups, out_hw, square)
 
 
 def conv_output_size(n_prev, f, pad, stride):

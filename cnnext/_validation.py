@@ -111,7 +111,7 @@ def _square_geometry(H, Wd, f, stride, pad):
     """The Geometry of the assignment's hyperparameters (cached: it is on
     the path of every seed-sized call)."""
     return Geometry((f, f), (stride, stride), (pad,) * 4, (1, 1), 1,
-                    conv_output_hw(H, Wd, f, pad, stride))
+                    conv_output_hw(H, Wd, f, pad, stride), True)
 
 
 def _int_value(value, what, minimum):
@@ -161,7 +161,7 @@ _MAX_AXIS = 2**31 - 1
 
 def _check_windows_fit(geo, H, Wd, what, who):
     (f_h, f_w), (d_h, d_w), (t, b_, l, r) = geo.f, geo.dilation, geo.pad
-    if not geo.is_square and max(H + t + b_, Wd + l + r) > _MAX_AXIS:
+    if not geo.square and max(H + t + b_, Wd + l + r) > _MAX_AXIS:
         raise ValueError(f"hparameters['pad'] = {geo.pad} (top, bottom, left, right) would "
                          f"make the padded input {H + t + b_} x {Wd + l + r}: more than "
                          f"2**31 - 1 along an axis")
@@ -198,11 +198,15 @@ def _conv_geometry(A_prev, W, b, hparameters):
     if (type(hparameters) is dict and len(hparameters) == 2 and f_h == f_w and C_w == C
             and type(hparameters.get("stride")) is int and type(hparameters.get("pad")) is int
             and 1 <= hparameters["stride"] <= sys.maxsize and 0 <= hparameters["pad"] <= sys.maxsize):
-        geo = _square_geometry(H, Wd, f_h, hparameters["stride"], hparameters["pad"])
+        pad = hparameters["pad"]
+        geo = _square_geometry(H, Wd, f_h, hparameters["stride"], pad)
+        if f_h > H + 2 * pad or f_h > Wd + 2 * pad:
+            _check_windows_fit(geo, H, Wd, "filter", "conv_forward")
     else:
         geo = _general_conv_geometry(A.shape, W.shape, hparameters)
-    _check_windows_fit(geo, H, Wd, "filter", "conv_forward")
-    return A, W, _conv_bias(b, n_C), geo, (m, *geo.out_hw, n_C)
+        _check_windows_fit(geo, H, Wd, "filter", "conv_forward")
+    n_H, n_W = geo.out_hw
+    return A, W, _conv_bias(b, n_C), geo, (m, n_H, n_W, n_C)
 
 
 def _general_conv_geometry(A_shape, W_shape, hparameters):
@@ -246,7 +250,8 @@ def _conv_bias(b, n_C):
 
 def _pool_geometry(A_prev, hparameters, mode="max"):
     """Validate a pooling's arguments; return (A, geometry, out_shape,
-    count_include_pad)."""
+    count_include_pad). ``geometry.square``: the pooling kernels take it
+    (square, one stride, undilated and unpadded)."""
     A = _as_real_array(A_prev, "A_prev")
     _check_4d(A, "A_prev", "(m, n_H_prev, n_W_prev, n_C_prev)")
     m, H, Wd, C = A.shape
@@ -254,8 +259,12 @@ def _pool_geometry(A_prev, hparameters, mode="max"):
             and type(hparameters.get("f")) is int and type(hparameters.get("stride")) is int
             and 1 <= hparameters["f"] <= sys.maxsize
             and 1 <= hparameters["stride"] <= sys.maxsize):
-        geo = _square_geometry(H, Wd, hparameters["f"], hparameters["stride"], 0)
-        count_include_pad = False
+        f = hparameters["f"]
+        geo = _square_geometry(H, Wd, f, hparameters["stride"], 0)
+        if f > H or f > Wd:
+            _check_windows_fit(geo, H, Wd, "pooling window", "pool_forward")
+        n_H, n_W = geo.out_hw
+        return A, geo, (m, n_H, n_W, C), False
     else:
         keys = ", ".join(map(repr, _POOL_KEYS))
         _check_mapping(hparameters, keys)
@@ -277,6 +286,7 @@ def _pool_geometry(A_prev, hparameters, mode="max"):
     _check_windows_fit(geo, H, Wd, "pooling window", "pool_forward")
     if geo.pad != (0, 0, 0, 0):
         _check_no_window_is_all_padding(geo, H, Wd)
+        geo = geo._replace(square=False)  # the pooling kernels do not pad
     return A, geo, (m, *geo.out_hw, C), bool(count_include_pad)
 
 

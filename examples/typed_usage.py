@@ -28,6 +28,7 @@ def conv_pool_step(A_prev: NDArray[np.float32]) -> dict[str, tuple[int, ...]]:
     dZ = cnnext.pool_backward(np.ones_like(A), pool_cache, mode="max")
     dZ = dZ + cnnext.pool_backward(np.ones_like(A_avg), avg_cache, mode="average")
     dA_prev, dW, db = cnnext.conv_backward(dZ, conv_cache)
+    assert db is not None  # None only for a convolution without bias (b=None)
 
     mask: NDArray[np.bool_] = cnnext.create_mask_from_window(Z[0, :2, :2, 0])
     spread: NDArray[np.floating[Any]] = cnnext.distribute_value(float(z), (2, 2))
