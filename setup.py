@@ -23,6 +23,12 @@ directives = {
     "initializedcheck": debug_checks,
     "cdivision": True,
     "embedsignature": True,
+    # Free-threaded CPython (3.13t+) keeps the GIL off on import. Checked
+    # (scripts/freethreaded.sh): the kernels share no state between calls;
+    # the thread pool and thread count are set under a lock, and a pool is
+    # never shut down under a call using it; the kernel tables are written
+    # at import only (CNNEXT_CPU_LEVEL; _dispatch.select is for tests).
+    "freethreading_compatible": True,
 }
 
 # No -march=native: a wheel must run on any x86-64. The kernels are compiled

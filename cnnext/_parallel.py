@@ -83,9 +83,10 @@ def set_num_threads(num_threads):
         raise ValueError(f"num_threads must be >= 1; got {num_threads}")
     with _executor_lock:
         _num_threads = num_threads
-        if _executor is not None:
-            _executor.shutdown(wait=False)
-            _executor = None
+        # Dropped, not shut down: a call on another thread may hold it and
+        # still submit to it (shut down, that raised RuntimeError). Its idle
+        # workers exit once the last call using it lets go of it.
+        _executor = None
 
 
 def _forget_executor_after_fork():

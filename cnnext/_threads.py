@@ -30,8 +30,11 @@ def threads(num_threads):
 
     The setting of :func:`cnnext.set_num_threads` is restored on leaving,
     also on an exception. It is process-wide, like ``set_num_threads``:
-    other Python threads see it too while the block runs. BLAS keeps its own
-    limit (set it with threadpoolctl's ``threadpool_limits``).
+    other Python threads see it too while the block runs, and two threads
+    whose blocks overlap restore each other's settings (set it from one
+    thread, e.g. the main one). Calls running on other threads are safe
+    while it changes. BLAS keeps its own limit (set it with threadpoolctl's
+    ``threadpool_limits``).
 
     Parameters
     ----------
