@@ -387,7 +387,7 @@ def _shard_step(model, weights, X, y, shard, batch_len, transform, per_example):
     model = _stateless_copy(model, weights)
     yb = y[shard]
     Xb = X[shard] if transform is None else transform(X[shard], *per_example)
-    logits = model.forward(Xb, training=True)
+    logits = model._training_forward(Xb)
     loss = model.loss.forward(logits, yb)
     # The loss is the shard's mean; scaled by len(shard)/len(batch), the
     # shards' gradients add up to that of the global batch's mean.

@@ -11,6 +11,8 @@ Examples
 Flatten()                                -> (4,)  params=0
 Dense(n_out=3, init='glorot')            -> (3,)  params=15
 """
+import inspect
+
 import numpy as np
 
 from .. import _dask
@@ -170,6 +172,25 @@ class Sequential:
                 out = layer.forward(out)
         return out
 
+    def _training_forward(self, X):
+        """``self.forward(X, training=True)``, or ``self.forward(X)`` for a
+        subclass whose ``forward`` predates the argument when no layer needs
+        it (so such subclasses keep training as before)."""
+        try:
+            params = inspect.signature(self.forward).parameters.values()
+        except (TypeError, ValueError):  # no signature to read: assume the argument
+            params = None
+        if params is None or any(p.name == "training" or p.kind is p.VAR_KEYWORD
+                                 for p in params):
+            return self.forward(X, training=True)
+        aware = [repr(layer) for layer in self.layers if layer.training_aware]
+        if aware:
+            raise TypeError(f"{type(self).__name__}.forward takes no 'training' "
+                            f"argument, but {', '.join(aware)} behave differently in "
+                            f"training; add training=False to its parameters and pass "
+                            f"it on to Sequential.forward")
+        return self.forward(X)
+
     def backward(self, dout):
         """Back-propagate ``dout`` (gradient w.r.t. the logits) through every
         layer; return the gradient with respect to the input."""
@@ -217,7 +238,7 @@ class Sequential:
             [0, 1], as :meth:`evaluate` returns it (multiply by ``len(y)``
             for a count).
         """
-        logits = self.forward(X, training=True)
+        logits = self._training_forward(X)
         loss = self.loss.forward(logits, y)
         self.backward(self.loss.backward())
         optimizer.step(self)
@@ -245,7 +266,7 @@ class Sequential:
         X = self._as_input(X)
         out = []
         for i in range(0, X.shape[0], batch_size):
-            logits = self.forward(X[i:i + batch_size], training=False)
+            logits = self.forward(X[i:i + batch_size])  # inference, the default
             e = np.exp(logits - logits.max(axis=1, keepdims=True))
             out.append(e / e.sum(axis=1, keepdims=True))
         if not out:
@@ -289,7 +310,7 @@ class Sequential:
         y = np.asarray(y)
         total, correct = 0.0, 0
         for i in range(0, X.shape[0], batch_size):
-            logits = self.forward(X[i:i + batch_size], training=False)
+            logits = self.forward(X[i:i + batch_size])  # inference, the default
             yb = y[i:i + batch_size]
             total += float(self.loss.forward(logits, yb)) * len(yb)
             correct += int((logits.argmax(axis=1) == yb).sum())
