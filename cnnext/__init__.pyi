@@ -88,4 +88,5 @@ def gradcheck(
     max_checks: int | None = None,
     seed: int = 0,
     check_input: bool = True,
+    training: bool = True,
 ) -> _GradcheckResult: ...

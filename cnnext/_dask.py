@@ -110,7 +110,9 @@ def _stateless_copy(model, weights=None):
     gradients, so the copy pickles to little more than its weights, and a
     thread can run forward and backward on it while other threads run
     their own copies. The weights are ``model``'s own arrays (not copied),
-    or, given ``weights`` in :meth:`parameters` order, those arrays.
+    or, given ``weights`` in :meth:`parameters` order, those arrays. The
+    buffers (BatchNorm2D's running statistics, which a training forward
+    updates in place) are copies, so a copy never writes into ``model``.
     """
     clone = copy.copy(model)
     clone.loss = type(model.loss)()
@@ -120,6 +122,7 @@ def _stateless_copy(model, weights=None):
         new = copy.copy(layer)
         new.cache = None
         new.grads = {}
+        new.buffers = {name: value.copy() for name, value in layer.buffers.items()}
         if new_weights is None:
             new.params = dict(layer.params)
         else:
@@ -384,7 +387,7 @@ def _shard_step(model, weights, X, y, shard, batch_len, transform, per_example):
     model = _stateless_copy(model, weights)
     yb = y[shard]
     Xb = X[shard] if transform is None else transform(X[shard], *per_example)
-    logits = model.forward(Xb)
+    logits = model._training_forward(Xb)
     loss = model.loss.forward(logits, yb)
     # The loss is the shard's mean; scaled by len(shard)/len(batch), the
     # shards' gradients add up to that of the global batch's mean.

@@ -5,7 +5,17 @@ parameter by ``+eps`` and ``-eps``, takes the central difference of a scalar
 objective, and compares it with the gradient the analytic backward pass
 computed, tensor by tensor, with the assignment's relative error
 ``||analytic - numeric|| / (||analytic|| + ||numeric||)``.
+
+Layers that behave differently in training (``training_aware``:
+:class:`~cnnext.nn.BatchNorm2D`, :class:`~cnnext.nn.Dropout`) are checked in
+training mode by default, the mode whose gradients train them, and made
+deterministic: before every forward pass each layer's buffers (running
+statistics) and random generator (:class:`~cnnext.nn.Dropout`'s ``rng``) are
+put back as they were, so every pass sees the same dropout mask, and the
+check leaves them as it found them.
 """
+import inspect
+
 import numpy as np
 
 __all__ = ["gradcheck", "GradcheckResult"]
@@ -61,6 +71,40 @@ def _parameters(obj):
             lambda: [obj.grads[k] for k in names])
 
 
+def _takes_training(forward):
+    try:
+        params = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _forward(obj, X, training):
+    # A subclass whose forward(X) predates the argument is called as before.
+    if getattr(obj, "training_aware", False) and _takes_training(obj.forward):
+        return obj.forward(X, training=training)
+    return obj.forward(X)
+
+
+def _rewinder(obj):
+    """A function that puts the buffers and random generators of the layers
+    of ``obj`` (a model, or a layer) back as they are now."""
+    saved = []
+    for layer in getattr(obj, "layers", [obj]):
+        buffers = {k: np.array(v, copy=True) for k, v in getattr(layer, "buffers", {}).items()}
+        rng = getattr(layer, "rng", None)
+        state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+        saved.append((layer, buffers, state))
+
+    def rewind():
+        for layer, buffers, state in saved:
+            for k, v in buffers.items():
+                layer.buffers[k][...] = v
+            if state is not None:
+                layer.rng.bit_generator.state = state
+    return rewind
+
+
 def _rel_error(analytic, numeric):
     analytic = np.asarray(analytic, dtype=np.float64).ravel()
     numeric = np.asarray(numeric, dtype=np.float64).ravel()
@@ -71,7 +115,7 @@ def _rel_error(analytic, numeric):
 
 
 def gradcheck(obj, X, y=None, *, eps=None, tol=None, max_checks=None, seed=0,
-              check_input=True):
+              check_input=True, training=True):
     """Compare the analytic gradients of a layer or model with central differences.
 
     Parameters
@@ -100,6 +144,12 @@ def gradcheck(obj, X, y=None, *, eps=None, tol=None, max_checks=None, seed=0,
         Seed of ``R`` and of the sampled entries.
     check_input : bool, default True
         Also check the gradient with respect to ``X``.
+    training : bool, default True
+        The mode of the forward passes, for an ``obj`` with
+        ``training_aware`` (a Sequential, BatchNorm2D, Dropout; other layers
+        have one mode): True checks :class:`~cnnext.nn.BatchNorm2D` through
+        its batch statistics and :class:`~cnnext.nn.Dropout` with one fixed
+        mask; False checks the inference mode.
 
     Returns
     -------
@@ -112,7 +162,8 @@ def gradcheck(obj, X, y=None, *, eps=None, tol=None, max_checks=None, seed=0,
     Central differences are wrong at kinks (ReLU at 0, ties in max
     pooling): keep the inputs away from them, as random float64 data does
     with high probability. The parameters are restored exactly after each
-    perturbation.
+    perturbation; the buffers and random generators of the layers before
+    each forward pass and at the end.
 
     Examples
     --------
@@ -135,22 +186,32 @@ def gradcheck(obj, X, y=None, *, eps=None, tol=None, max_checks=None, seed=0,
     eps = d_eps if eps is None else float(eps)
     tol = d_tol if tol is None else float(tol)
     rng = np.random.default_rng(seed)
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training must be True or False; got "
+                        f"{type(training).__name__} {training!r}")
+    if getattr(obj, "built", True) is False and hasattr(obj, "layers"):
+        obj.build(X.shape[1:])  # a model: build it now, so its layers' state is rewound
+    rewind = _rewinder(obj)
+
+    def forward(Xp):
+        rewind()  # the same dropout masks and running statistics every time
+        return _forward(obj, Xp, bool(training))
 
     # Analytic gradients.
-    out = obj.forward(X)
+    out = forward(X)
     if y is not None:
         loss = SoftmaxCrossEntropy()
         loss.forward(out, y)
         dout = loss.backward()
 
         def objective(Xp):
-            return float(loss.forward(obj.forward(Xp), y))
+            return float(loss.forward(forward(Xp), y))
     else:
         R = rng.standard_normal(out.shape).astype(out.dtype)
         dout = R
 
         def objective(Xp):
-            return float(np.sum(np.asarray(obj.forward(Xp), np.float64) * R))
+            return float(np.sum(np.asarray(forward(Xp), np.float64) * R))
 
     dX = obj.backward(dout)
     params, get_grads = _parameters(obj)
@@ -182,6 +243,8 @@ def gradcheck(obj, X, y=None, *, eps=None, tol=None, max_checks=None, seed=0,
             numeric[j] = (plus - minus) / (hi - lo)
         errors[name] = _rel_error(grad.reshape(-1)[idx], numeric)
         counts[name] = int(idx.size)
-    # Leave the caches as the unperturbed forward left them.
-    obj.forward(X)
+    # Leave the caches as the unperturbed forward left them, and the buffers
+    # and generators as they were before the check.
+    forward(X)
+    rewind()
     return GradcheckResult(errors, tol, eps, counts)

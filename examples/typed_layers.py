@@ -56,6 +56,31 @@ def layer_by_layer(model: nn.Sequential, X: NDArray[np.float64],
     return shapes
 
 
+def normalised_model(seed: int = 0) -> nn.Sequential:
+    """Conv, batch norm, ReLU, dropout, global average pool, dense."""
+    layers: list[nn.Layer] = [
+        nn.Conv2D(4, 3, pad=1), nn.BatchNorm2D(momentum=0.1, eps=1e-5), nn.ReLU(),
+        nn.Dropout(0.25, seed=seed), nn.GlobalAvgPool2D(), nn.Dense(3),
+    ]
+    return nn.Sequential(layers, input_shape=(8, 8, 1), dtype="float64", seed=seed)
+
+
+def own_loop(model: nn.Sequential, X: NDArray[np.float64], y: NDArray[np.int64],
+             optimizer: nn.Adam, steps: int) -> float:
+    """A training loop by hand: forward in training mode, backward, step;
+    the loss of the last step, from nn.softmax."""
+    loss = nn.SoftmaxCrossEntropy()
+    value = float("nan")
+    for _ in range(steps):
+        logits = model.forward(X, training=True)
+        proba: NDArray[np.float64] = nn.softmax(logits.astype(np.float64), axis=1)
+        value = float(-np.log(proba[np.arange(len(y)), y]).mean())
+        loss.forward(logits, y)
+        model.backward(loss.backward())
+        optimizer.step(model)
+    return value
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((24, 8, 8, 1))
@@ -90,6 +115,18 @@ def main() -> None:
         other.forward(X), model.forward(X))
     print(f"saved as {FORMAT} and reloaded: {loaded!r}; same logits: {same}")
     print(loaded.summary())
+
+    bn_model = normalised_model()
+    last = own_loop(bn_model, X, y, nn.Adam(lr=0.02), steps=10)
+    running: list[tuple[str, NDArray[np.floating[Any]]]] = bn_model.buffers()
+    hidden: NDArray[np.float64] = nn.relu(X[:2].reshape(2, -1))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bn.npz")
+        bn_model.save(path)
+        same = np.array_equal(nn.load(path).predict_proba(X), bn_model.predict_proba(X))
+    print(f"batch norm model: loss {last:.4f} after 10 steps of a loop of its own; "
+          f"{len(running)} buffers; relu kept {int((hidden > 0).sum())} values; "
+          f"same probabilities after reload: {same}")
 
 
 if __name__ == "__main__":

@@ -16,11 +16,18 @@ convolutions, Glorot-uniform for dense layers.
 One concern per module, every public name importable from here:
 
 - :mod:`cnnext.nn.layers`: Layer, Conv2D, ReLU, MaxPool2D, AvgPool2D,
-  Flatten, Dense;
+  GlobalAvgPool2D, Flatten, Dense, BatchNorm2D, Dropout;
+- :mod:`cnnext.nn.functional`: relu, softmax (plain functions, for loops of
+  your own);
 - :mod:`cnnext.nn.losses`: SoftmaxCrossEntropy;
 - :mod:`cnnext.nn.model`: Sequential;
 - :mod:`cnnext.nn.optimizers`: SGD, Adam;
 - :mod:`cnnext.nn.serialization`: save, load and the model file format.
+
+:class:`BatchNorm2D` and :class:`Dropout` behave differently in training:
+:meth:`Sequential.train_step` runs the model with ``forward(X,
+training=True)``; ``forward(X)``, ``predict``, ``predict_proba`` and
+``evaluate`` run it in inference (running statistics, no dropout).
 
 Only numpy is needed to import this package.
 
@@ -33,7 +40,9 @@ Examples
 >>> model.forward(np.zeros((5, 8, 8, 1))).shape
 (5, 3)
 """
-from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .functional import relu, softmax
+from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten,
+                     GlobalAvgPool2D, Layer, MaxPool2D, ReLU)
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
 from .optimizers import SGD, Adam
@@ -45,11 +54,16 @@ __all__ = [
     "ReLU",
     "MaxPool2D",
     "AvgPool2D",
+    "GlobalAvgPool2D",
     "Flatten",
     "Dense",
+    "BatchNorm2D",
+    "Dropout",
     "SoftmaxCrossEntropy",
     "Sequential",
     "SGD",
     "Adam",
     "load",
+    "relu",
+    "softmax",
 ]

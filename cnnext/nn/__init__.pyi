@@ -1,14 +1,19 @@
 """Type stubs for cnnext.nn (see cnnext/nn/__init__.py for the docs)."""
+from cnnext.nn import functional as functional
 from cnnext.nn import layers as layers
 from cnnext.nn import losses as losses
 from cnnext.nn import model as model
 from cnnext.nn import optimizers as optimizers
 from cnnext.nn import serialization as serialization
+from cnnext.nn.functional import relu as relu, softmax as softmax
 from cnnext.nn.layers import (
     AvgPool2D as AvgPool2D,
+    BatchNorm2D as BatchNorm2D,
     Conv2D as Conv2D,
     Dense as Dense,
+    Dropout as Dropout,
     Flatten as Flatten,
+    GlobalAvgPool2D as GlobalAvgPool2D,
     Layer as Layer,
     MaxPool2D as MaxPool2D,
     ReLU as ReLU,
@@ -24,11 +29,16 @@ __all__ = [
     "ReLU",
     "MaxPool2D",
     "AvgPool2D",
+    "GlobalAvgPool2D",
     "Flatten",
     "Dense",
+    "BatchNorm2D",
+    "Dropout",
     "SoftmaxCrossEntropy",
     "Sequential",
     "SGD",
     "Adam",
     "load",
+    "relu",
+    "softmax",
 ]

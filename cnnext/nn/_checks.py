@@ -52,3 +52,37 @@ def describe_batch(shape, example_shape):
                     f"cnnext wants channels-last (NHWC) batches (m, n_H, n_W, n_C): "
                     f"convert with X.transpose(1, 2, 0)[None]")
     return f"got a batch of shape {shape}"
+
+
+def check_real(value, name, low, high, *, low_open=False, high_open=False):
+    """``value`` as a Python float in the interval from ``low`` to ``high``
+    (``None``: unbounded), each end closed unless ``low_open``/``high_open``;
+    bools, strings and NaN are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} "
+                        f"{value!r}")
+    value = float(value)
+    ok = value == value  # not NaN
+    if low is not None:
+        ok = ok and (value > low if low_open else value >= low)
+    if high is not None:
+        ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        if high is None:
+            expected = f"{'>' if low_open else '>='} {low}"
+        elif low is None:
+            expected = f"{'<' if high_open else '<='} {high}"
+        else:
+            expected = (f"in {'(' if low_open else '['}{low}, {high}"
+                        f"{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    return value
+
+
+def check_bool(value, name):
+    """``value`` as a Python bool; only True, False and numpy bools pass (a
+    string such as ``"False"`` would otherwise be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} "
+                        f"{value!r}")
+    return bool(value)

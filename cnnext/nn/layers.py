@@ -1,4 +1,5 @@
-"""The layers: Conv2D, ReLU, MaxPool2D, AvgPool2D, Flatten and Dense.
+"""The layers: Conv2D, ReLU, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten,
+Dense, BatchNorm2D and Dropout.
 
 Every layer works on NHWC batches ``(m, n_H, n_W, n_C)`` (Dense on
 ``(m, n_in)``) and keeps the cache of its last forward pass for its backward
@@ -6,7 +7,17 @@ pass. Convolution and pooling call :func:`cnnext.conv_forward`,
 :func:`cnnext.conv_backward`, :func:`cnnext.pool_forward` and
 :func:`cnnext.pool_backward` and keep the caches those return, so their math
 lives in one place, the compiled kernels; output shapes come from
-``cnnext._geometry``. :class:`Dense` is a numpy matrix product.
+``cnnext._geometry``. :class:`Dense` is a numpy matrix product;
+:class:`GlobalAvgPool2D`, :class:`BatchNorm2D` and :class:`Dropout` are numpy
+reductions and products.
+
+Training and inference: :class:`BatchNorm2D` and :class:`Dropout` behave
+differently in training. They have ``training_aware = True`` and their
+``forward`` takes ``training`` (default False: inference).
+:meth:`Sequential.train_step <cnnext.nn.Sequential.train_step>` runs them with
+``training=True``; ``predict``, ``predict_proba`` and ``evaluate`` in
+inference. The other layers have no ``training`` argument and are called
+without one.
 
 Examples
 --------
@@ -22,10 +33,11 @@ import numpy as np
 import cnnext
 from cnnext._geometry import conv_output_shape, pool_output_shape
 
-from ._checks import check_dtype, check_int, describe_batch
+from ._checks import check_bool, check_dtype, check_int, check_real, describe_batch
 from ._weights import check_init, init_weights
 
-__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "Flatten", "Dense"]
+__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+           "Flatten", "Dense", "BatchNorm2D", "Dropout"]
 
 
 class Layer:
@@ -44,12 +56,22 @@ class Layer:
         Trainable parameters (empty for layers without any).
     grads : dict of str to ndarray
         Gradients of the parameters from the last ``backward``.
+    buffers : dict of str to ndarray
+        State that is not trained by the optimizers but saved with the model
+        (the running statistics of :class:`BatchNorm2D`); empty for most
+        layers.
     input_shape, output_shape : tuple of int
         Shapes without the batch axis, set by :meth:`build`.
     dtype : numpy.dtype
         The dtype of the parameters and outputs, set by :meth:`build`.
     cache : object
         What the last ``forward`` kept for ``backward``.
+    training_aware : bool (class attribute)
+        False by default. A layer that behaves differently in training sets
+        it to True and takes ``forward(X, training=False)``; a
+        :class:`~cnnext.nn.Sequential` (and :func:`cnnext.gradcheck`) passes
+        ``training`` only to such layers, so a ``forward(self, X)`` of a
+        subclass keeps working.
 
     Examples
     --------
@@ -67,9 +89,12 @@ class Layer:
     array([[2., 2., 2.]])
     """
 
+    training_aware = False
+
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.input_shape = None
         self.output_shape = None
         self.dtype = None
@@ -344,6 +369,46 @@ class AvgPool2D(_Pool2D):
     mode = "average"
 
 
+class GlobalAvgPool2D(Layer):
+    """Mean over height and width: ``(m, n_H, n_W, n_C)`` to ``(m, n_C)``.
+
+    The backward pass spreads each gradient evenly, ``dA / (n_H * n_W)``,
+    over the positions it averaged. A numpy mean (the window is the whole
+    image, which need not be square, so :func:`cnnext.pool_forward` does not
+    apply).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnext import nn
+    >>> gap = nn.GlobalAvgPool2D().build((2, 3, 1), dtype="float64")
+    >>> gap.forward(np.arange(6.0).reshape(1, 2, 3, 1))
+    array([[2.5]])
+    >>> gap.backward(np.array([[6.0]]))[0, :, :, 0]
+    array([[1., 1., 1.],
+           [1., 1., 1.]])
+    """
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(f"GlobalAvgPool2D needs inputs of shape (n_H, n_W, n_C); "
+                             f"got {input_shape}")
+        return (input_shape[2],)
+
+    def forward(self, X):
+        """``X.mean(axis=(1, 2))``."""
+        X = self._check_input(X)
+        return X.mean(axis=(1, 2))
+
+    def backward(self, dA):
+        """``dA / (n_H * n_W)`` at every position of the input."""
+        H, Wd, C = self.input_shape
+        dA = np.asarray(dA, dtype=self.dtype)
+        scale = self.dtype.type(1.0 / (H * Wd))
+        return np.broadcast_to((dA * scale)[:, None, None, :],
+                               (dA.shape[0], H, Wd, C)).copy()
+
+
 class Flatten(Layer):
     """Reshape ``(m, n_H, n_W, n_C)`` to ``(m, n_H * n_W * n_C)``, in NHWC order.
 
@@ -426,3 +491,221 @@ class Dense(Layer):
     def get_config(self):
         """``n_out`` and ``init``."""
         return {"n_out": self.n_out, "init": self.init}
+
+
+class BatchNorm2D(Layer):
+    """Batch normalisation per channel of NHWC batches (Ioffe & Szegedy, 2015).
+
+    Each channel is normalised over the batch, height and width axes
+    (``m * n_H * n_W`` values), then scaled and shifted by the trainable
+    ``gamma`` and ``beta``: ``gamma * (X - mean) / sqrt(var + eps) + beta``.
+
+    - Training (``forward(X, training=True)``, as
+      :meth:`Sequential.train_step <cnnext.nn.Sequential.train_step>` calls
+      it): ``mean`` and ``var`` are the batch's own (``var`` biased, divided
+      by ``m * n_H * n_W``), and the backward pass goes through them. The
+      running statistics are updated as PyTorch does,
+      ``running = (1 - momentum) * running + momentum * batch``, with the
+      *unbiased* batch variance (divided by ``m * n_H * n_W - 1``) for
+      ``running_var``.
+    - Inference (the default; ``predict``, ``predict_proba``, ``evaluate``):
+      ``mean`` and ``var`` are ``running_mean`` and ``running_var``.
+
+    This is :class:`torch.nn.BatchNorm2d` (on NCHW) with its defaults,
+    ``momentum=0.1`` and ``eps=1e-5``.
+
+    Parameters
+    ----------
+    momentum : float in [0, 1], default 0.1
+        Weight of the new batch in the running statistics, PyTorch's
+        convention. Keras's ``BatchNormalization(momentum=0.99)`` is the
+        weight of the *old* value: it is ``momentum=0.01`` here.
+    eps : float > 0, default 1e-5
+        Added to the variance (Keras's default is 1e-3).
+
+    Attributes
+    ----------
+    params : dict
+        ``gamma`` (starts at 1) and ``beta`` (starts at 0), of shape (n_C,);
+        trained by the optimizers like any parameter.
+    buffers : dict
+        ``running_mean`` (starts at 0) and ``running_var`` (starts at 1), of
+        shape (n_C,), updated in place in training, saved and loaded with
+        the model.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``momentum`` is not a number in [0, 1] or ``eps`` not > 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnext import nn
+    >>> bn = nn.BatchNorm2D().build((1, 2, 1), dtype="float64")
+    >>> X = np.array([1.0, 3.0, 5.0, 7.0]).reshape(2, 1, 2, 1)
+    >>> bn.forward(X, training=True).ravel().round(4)
+    array([-1.3416, -0.4472,  0.4472,  1.3416])
+    >>> bn.buffers["running_mean"], bn.buffers["running_var"].round(4)
+    (array([0.4]), array([1.5667]))
+    >>> bn.forward(X).ravel().round(4)  # inference: the running statistics
+    array([0.4794, 2.0772, 3.6751, 5.273 ])
+    """
+
+    training_aware = True
+
+    def __init__(self, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.momentum = check_real(momentum, "momentum", 0, 1)
+        self.eps = check_real(eps, "eps", 0, None, low_open=True)
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(f"BatchNorm2D needs inputs of shape (n_H, n_W, n_C); got "
+                             f"{input_shape}")
+        C = input_shape[2]
+        self.params = {"gamma": np.ones(C, dtype=self.dtype),
+                       "beta": np.zeros(C, dtype=self.dtype)}
+        self.buffers = {"running_mean": np.zeros(C, dtype=self.dtype),
+                        "running_var": np.ones(C, dtype=self.dtype)}
+        return input_shape
+
+    def forward(self, X, training=False):
+        """Normalised ``X``: by the batch's statistics (updating the running
+        ones) when ``training``, else by the running statistics.
+
+        Raises
+        ------
+        ValueError
+            In training, if a channel has a single value (``m * n_H * n_W
+            == 1``): its variance is not defined.
+        """
+        X = self._check_input(X)
+        training = check_bool(training, "training")
+        axes = (0, 1, 2)
+        if training:
+            n = X.shape[0] * X.shape[1] * X.shape[2]
+            if n < 2:
+                raise ValueError(f"BatchNorm2D needs more than one value per channel "
+                                 f"in training (m * n_H * n_W >= 2); got a batch of "
+                                 f"shape {X.shape}")
+            mean = X.mean(axis=axes)
+            centred = X - mean
+            var = np.mean(centred * centred, axis=axes)
+            inv_std = 1.0 / np.sqrt(var + self.eps)
+            x_hat = centred * inv_std
+            m = self.momentum
+            running_mean, running_var = self.buffers["running_mean"], self.buffers["running_var"]
+            running_mean *= 1.0 - m
+            running_mean += m * mean
+            running_var *= 1.0 - m
+            running_var += (m * n / (n - 1)) * var
+        else:
+            inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)
+            x_hat = (X - self.buffers["running_mean"]) * inv_std
+        self.cache = (x_hat, inv_std, training)
+        return x_hat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, dout):
+        """Gradient with respect to the input, through the batch statistics
+        when the last forward was in training; stores ``dgamma`` and
+        ``dbeta``."""
+        x_hat, inv_std, training = self.cache
+        dout = np.asarray(dout, dtype=self.dtype)
+        axes = (0, 1, 2)
+        self.grads["beta"] = dbeta = dout.sum(axis=axes)
+        self.grads["gamma"] = dgamma = (dout * x_hat).sum(axis=axes)
+        scale = self.params["gamma"] * inv_std
+        if not training:
+            return dout * scale
+        n = x_hat.shape[0] * x_hat.shape[1] * x_hat.shape[2]
+        # d/dX of gamma * x_hat + beta, x_hat depending on X through the
+        # batch's mean and variance too.
+        return scale * (dout - dbeta / n - x_hat * (dgamma / n))
+
+    def get_config(self):
+        """``momentum`` and ``eps``."""
+        return {"momentum": self.momentum, "eps": self.eps}
+
+
+def _spawn(rng):
+    """An independent generator from ``rng``, without drawing from it (so the
+    layers built after this one get the same weights either way)."""
+    try:
+        return rng.spawn(1)[0]
+    except (AttributeError, TypeError):  # a bit generator without a SeedSequence
+        return np.random.default_rng(rng.integers(2 ** 63))
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each entry with probability
+    ``rate`` and scale the others by ``1 / (1 - rate)``, so the expected
+    output is the input; at inference, the identity.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Probability that an entry is dropped.
+    seed : int >= 0, optional
+        Seed of the masks' generator, created when the layer is built: the
+        same seed gives the same sequence of masks, run to run. Without it
+        the generator is spawned from the one :meth:`build` gets, so a
+        :class:`~cnnext.nn.Sequential`'s ``seed`` fixes the masks too (a
+        layer built alone with ``rng=None`` gets fresh entropy).
+
+    Attributes
+    ----------
+    rng : numpy.random.Generator
+        The masks' generator, set by :meth:`build`.
+    cache : ndarray or None
+        The last training mask, already scaled (0 or ``1 / (1 - rate)``);
+        None after an inference forward.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``rate`` is not a number in [0, 1) or ``seed`` not an integer
+        >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cnnext import nn
+    >>> drop = nn.Dropout(0.5, seed=0).build((6,), dtype="float64")
+    >>> drop.forward(np.ones((1, 6)), training=True)
+    array([[2., 0., 0., 0., 2., 2.]])
+    >>> drop.forward(np.ones((1, 6)))  # inference
+    array([[1., 1., 1., 1., 1., 1.]])
+    """
+
+    training_aware = True
+
+    def __init__(self, rate, seed=None):
+        super().__init__()
+        self.rate = check_real(rate, "rate", 0, 1, high_open=True)
+        self.seed = None if seed is None else check_int(seed, "seed", 0)
+        self.rng = None
+
+    def _build(self, input_shape, rng):
+        self.rng = (np.random.default_rng(self.seed) if self.seed is not None
+                    else _spawn(rng))
+        return input_shape
+
+    def forward(self, X, training=False):
+        """``X`` times a fresh scaled mask when ``training``, else ``X``."""
+        X = self._check_input(X)
+        if not check_bool(training, "training") or self.rate == 0:
+            self.cache = None
+            return X
+        keep = self.rng.random(X.shape, dtype=self.dtype) >= self.rate
+        self.cache = keep.astype(self.dtype) * self.dtype.type(1.0 / (1.0 - self.rate))
+        return X * self.cache
+
+    def backward(self, dout):
+        """``dout`` times the last mask (``dout`` itself after inference)."""
+        dout = np.asarray(dout, dtype=self.dtype)
+        return dout if self.cache is None else dout * self.cache
+
+    def get_config(self):
+        """``rate`` and ``seed``."""
+        return {"rate": self.rate, "seed": self.seed}

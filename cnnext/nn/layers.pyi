@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from typing_extensions import Self, TypeAlias
 
-__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "Flatten", "Dense"]
+__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+           "Flatten", "Dense", "BatchNorm2D", "Dropout"]
 
 #: The dtypes a layer or model computes in.
 _FloatDType: TypeAlias = (
@@ -28,8 +29,10 @@ _Init: TypeAlias = Literal["he", "glorot"]
 _FloatArray: TypeAlias = NDArray[np.floating[Any]]
 
 class Layer:
+    training_aware: ClassVar[bool]
     params: dict[str, _FloatArray]
     grads: dict[str, _FloatArray]
+    buffers: dict[str, _FloatArray]
     input_shape: tuple[int, ...] | None
     output_shape: tuple[int, ...] | None
     dtype: np.dtype[np.floating[Any]] | None
@@ -72,9 +75,27 @@ class _Pool2D(Layer):
 
 class MaxPool2D(_Pool2D): ...
 class AvgPool2D(_Pool2D): ...
+
+class GlobalAvgPool2D(Layer):
+    def backward(self, dA: ArrayLike) -> _FloatArray: ...
+
 class Flatten(Layer): ...
 
 class Dense(Layer):
     n_out: int
     init: _Init
     def __init__(self, n_out: int, init: _Init = "glorot") -> None: ...
+
+class BatchNorm2D(Layer):
+    momentum: float
+    eps: float
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None: ...
+    def forward(self, X: ArrayLike, training: bool = False) -> _FloatArray: ...
+
+
+class Dropout(Layer):
+    rate: float
+    seed: int | None
+    rng: np.random.Generator | None
+    def __init__(self, rate: float, seed: int | None = None) -> None: ...
+    def forward(self, X: ArrayLike, training: bool = False) -> _FloatArray: ...

@@ -11,11 +11,13 @@ Examples
 Flatten()                                -> (4,)  params=0
 Dense(n_out=3, init='glorot')            -> (3,)  params=15
 """
+import inspect
+
 import numpy as np
 
 from .. import _dask
 from . import serialization
-from ._checks import check_dtype, describe_batch
+from ._checks import check_bool, check_dtype, describe_batch
 from .layers import Layer
 from .losses import SoftmaxCrossEntropy
 
@@ -46,6 +48,9 @@ class Sequential:
     meta : dict
         Free-form JSON-serialisable metadata saved with the model (the
         command line keeps class names and input scaling there).
+    training_aware : bool (class attribute)
+        True: :meth:`forward` takes ``training``, as the layers that set it
+        do (see :class:`~cnnext.nn.Layer`).
 
     Raises
     ------
@@ -69,6 +74,8 @@ class Sequential:
     >>> model.predict(X).shape
     (4,)
     """
+
+    training_aware = True
 
     def __init__(self, layers, input_shape=None, dtype="float32", seed=0):
         layers = list(layers)
@@ -128,13 +135,22 @@ class Sequential:
             self.build(X.shape[1:])
         return X
 
-    def forward(self, X):
+    def forward(self, X, training=False):
         """Logits for the batch ``X``; every layer keeps its cache.
 
         Parameters
         ----------
         X : array_like, shape (m,) + input_shape
             A batch of NHWC examples; builds the model if it is not yet.
+        training : bool, default False
+            Passed to the layers whose behaviour depends on it (those with
+            ``training_aware``: :class:`~cnnext.nn.BatchNorm2D` normalises by
+            the batch's statistics and updates its running ones,
+            :class:`~cnnext.nn.Dropout` drops); the others are called as
+            ``forward(X)``. :meth:`train_step` passes True; the default,
+            inference, is what :meth:`predict` and :meth:`evaluate` use. For
+            a training loop of your own: ``forward(X, training=True)``, then
+            :meth:`backward` and ``optimizer.step(model)``.
 
         Returns
         -------
@@ -144,11 +160,36 @@ class Sequential:
         ------
         ValueError
             If the examples of ``X`` are not of the model's input shape.
+        TypeError
+            If ``training`` is not a bool.
         """
+        training = check_bool(training, "training")
         out = self._as_input(X)
         for layer in self.layers:
-            out = layer.forward(out)
+            if layer.training_aware:
+                out = layer.forward(out, training=training)
+            else:
+                out = layer.forward(out)
         return out
+
+    def _training_forward(self, X):
+        """``self.forward(X, training=True)``, or ``self.forward(X)`` for a
+        subclass whose ``forward`` predates the argument when no layer needs
+        it (so such subclasses keep training as before)."""
+        try:
+            params = inspect.signature(self.forward).parameters.values()
+        except (TypeError, ValueError):  # no signature to read: assume the argument
+            params = None
+        if params is None or any(p.name == "training" or p.kind is p.VAR_KEYWORD
+                                 for p in params):
+            return self.forward(X, training=True)
+        aware = [repr(layer) for layer in self.layers if layer.training_aware]
+        if aware:
+            raise TypeError(f"{type(self).__name__}.forward takes no 'training' "
+                            f"argument, but {', '.join(aware)} behave differently in "
+                            f"training; add training=False to its parameters and pass "
+                            f"it on to Sequential.forward")
+        return self.forward(X)
 
     def backward(self, dout):
         """Back-propagate ``dout`` (gradient w.r.t. the logits) through every
@@ -166,12 +207,21 @@ class Sequential:
         return [(f"{i}.{type(layer).__name__}.{k}", v)
                 for i, layer in enumerate(self.layers) for k, v in layer.params.items()]
 
+    def buffers(self):
+        """List of (name, array) of every buffer (state saved with the model
+        but not trained: :class:`~cnnext.nn.BatchNorm2D`'s running
+        statistics), named as :meth:`parameters` names them, e.g.
+        ``"1.BatchNorm2D.running_mean"``; the layers' own arrays."""
+        return [(f"{i}.{type(layer).__name__}.{k}", v)
+                for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()]
+
     def gradients(self):
         """Gradients from the last :meth:`backward`, in :meth:`parameters` order."""
         return [layer.grads[k] for layer in self.layers for k in layer.params]
 
     def train_step(self, X, y, optimizer):
-        """One step of gradient descent on the batch (X, y).
+        """One step of gradient descent on the batch (X, y), in training
+        mode (``forward(X, training=True)``).
 
         Parameters
         ----------
@@ -188,7 +238,7 @@ class Sequential:
             [0, 1], as :meth:`evaluate` returns it (multiply by ``len(y)``
             for a count).
         """
-        logits = self.forward(X)
+        logits = self._training_forward(X)
         loss = self.loss.forward(logits, y)
         self.backward(self.loss.backward())
         optimizer.step(self)
@@ -196,7 +246,8 @@ class Sequential:
         return float(loss), n_correct / max(logits.shape[0], 1)
 
     def predict_proba(self, X, batch_size=256):
-        """Softmax class probabilities of each example, by batches.
+        """Softmax class probabilities of each example, by batches, in
+        inference mode.
 
         Parameters
         ----------
@@ -215,7 +266,7 @@ class Sequential:
         X = self._as_input(X)
         out = []
         for i in range(0, X.shape[0], batch_size):
-            logits = self.forward(X[i:i + batch_size])
+            logits = self.forward(X[i:i + batch_size])  # inference, the default
             e = np.exp(logits - logits.max(axis=1, keepdims=True))
             out.append(e / e.sum(axis=1, keepdims=True))
         if not out:
@@ -223,7 +274,7 @@ class Sequential:
         return np.concatenate(out)
 
     def predict(self, X, batch_size=256):
-        """Predicted class of each example of X.
+        """Predicted class of each example of X, in inference mode.
 
         Parameters
         ----------
@@ -240,7 +291,7 @@ class Sequential:
         return self.predict_proba(X, batch_size).argmax(axis=1)
 
     def evaluate(self, X, y, batch_size=256):
-        """Mean loss and accuracy on (X, y), by batches.
+        """Mean loss and accuracy on (X, y), by batches, in inference mode.
 
         Parameters
         ----------
@@ -259,7 +310,7 @@ class Sequential:
         y = np.asarray(y)
         total, correct = 0.0, 0
         for i in range(0, X.shape[0], batch_size):
-            logits = self.forward(X[i:i + batch_size])
+            logits = self.forward(X[i:i + batch_size])  # inference, the default
             yb = y[i:i + batch_size]
             total += float(self.loss.forward(logits, yb)) * len(yb)
             correct += int((logits.argmax(axis=1) == yb).sum())
@@ -279,12 +330,12 @@ class Sequential:
         }
 
     def save(self, path):
-        """Save architecture and weights to an ``.npz`` file; see
+        """Save architecture, weights and buffers to an ``.npz`` file; see
         :func:`cnnext.nn.serialization.save` and :func:`cnnext.nn.load`."""
         serialization.save(self, path)
 
     def load_weights(self, path):
-        """Load weights saved by :meth:`save` from a model of the same
+        """Load weights and buffers saved by :meth:`save` from a model of the same
         architecture; see :func:`cnnext.nn.serialization.load_weights`."""
         serialization.load_weights(self, path)
 

@@ -9,7 +9,19 @@ A model file is a plain ``.npz`` archive, readable with
   (each ``{"class": name, "config": constructor arguments}``) and ``meta``;
 - ``param:<name>``: one array per trainable parameter, named as in
   :meth:`Sequential.parameters <cnnext.nn.Sequential.parameters>`
-  (``"0.Conv2D.W"``, ...).
+  (``"0.Conv2D.W"``, ...);
+- ``buffer:<name>``: one array per buffer (state that is saved but not
+  trained: :class:`~cnnext.nn.BatchNorm2D`'s ``running_mean`` and
+  ``running_var``), named as in :meth:`Sequential.buffers
+  <cnnext.nn.Sequential.buffers>` (``"1.BatchNorm2D.running_mean"``, ...).
+
+The ``buffer:`` entries came with BatchNorm2D and the format stayed
+``cnnext.nn/1``: a file of a model without buffers is what it was, and loads
+as before; a file naming a layer this version does not know is refused with
+the layer's name. A file whose model has a BatchNorm2D but no ``buffer:``
+entries for it (never written by :func:`save`) is refused with a
+ValueError naming the missing entry, rather than loaded with made-up
+statistics.
 
 Examples
 --------
@@ -30,7 +42,8 @@ import json
 
 import numpy as np
 
-from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten,
+                     GlobalAvgPool2D, MaxPool2D, ReLU)
 
 __all__ = ["FORMAT", "save", "load", "load_weights"]
 
@@ -39,11 +52,12 @@ FORMAT = "cnnext.nn/1"
 
 #: The layer classes a model file may name, by class name.
 _LAYER_CLASSES = {cls.__name__: cls for cls in
-                 (Conv2D, ReLU, MaxPool2D, AvgPool2D, Flatten, Dense)}
+                 (Conv2D, ReLU, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten,
+                  Dense, BatchNorm2D, Dropout)}
 
 
 def save(model, path):
-    """Save the architecture and weights of ``model`` to an ``.npz`` file.
+    """Save the architecture, weights and buffers of ``model`` to an ``.npz`` file.
 
     Parameters
     ----------
@@ -60,13 +74,14 @@ def save(model, path):
     if not model.built:
         raise RuntimeError("the model is not built; nothing to save")
     arrays = {f"param:{name}": value for name, value in model.parameters()}
+    arrays.update({f"buffer:{name}": value for name, value in model.buffers()})
     arrays["config"] = np.array(json.dumps(model.get_config()))
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
 
 
 def load_weights(model, path):
-    """Copy the weights saved in ``path`` into ``model``, in place.
+    """Copy the weights and buffers saved in ``path`` into ``model``, in place.
 
     Parameters
     ----------
@@ -77,20 +92,30 @@ def load_weights(model, path):
     Raises
     ------
     ValueError
-        If the file lacks one of the model's parameters or holds it in
-        another shape.
+        If the file lacks one of the model's parameters or buffers or holds
+        it in another shape. Nothing is copied then.
     """
     with np.load(path, allow_pickle=False) as data:
+        pairs = []
         for name, value in model.parameters():
             key = f"param:{name}"
             if key not in data:
                 raise ValueError(f"{path} has no weights {name!r}; was it saved "
                                  f"from a model of this architecture?")
-            saved = data[key]
-            if saved.shape != value.shape:
-                raise ValueError(f"{path}: weights {name!r} have shape "
-                                 f"{saved.shape}, the model wants {value.shape}")
-            value[...] = saved
+            pairs.append((f"weights {name!r} have", value, data[key]))
+        for name, value in model.buffers():
+            key = f"buffer:{name}"
+            if key not in data:
+                raise ValueError(f"{path} has no buffer {name!r} (entry {key!r}); "
+                                 f"it was not written by cnnext.nn's save from a "
+                                 f"model of this architecture")
+            pairs.append((f"buffer {name!r} has", value, data[key]))
+    for what, value, saved in pairs:
+        if saved.shape != value.shape:
+            raise ValueError(f"{path}: {what} shape {saved.shape}, the model "
+                             f"wants {value.shape}")
+    for _, value, saved in pairs:
+        value[...] = saved
 
 
 def load(path, dtype=None):
