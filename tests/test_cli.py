@@ -321,9 +321,14 @@ def test_course_model_adapts_filter_sizes():
     small = models.course_model((8, 8, 1), 10)
     assert [l.output_shape for l in small.layers[:6]] == [
         (8, 8, 16), (8, 8, 16), (4, 4, 16), (4, 4, 32), (4, 4, 32), (2, 2, 32)]
-    signs = models.course_model((64, 64, 3), 6)   # the course's pools: 8 then 4
-    assert (signs.layers[0].f, signs.layers[2].f, signs.layers[5].f) == (5, 8, 4)
-    assert signs.layers[5].output_shape == (2, 2, 32)
+    # The course's SIGNS files get the course's own model, layer for layer.
+    signs = models.course_model((64, 64, 3), 6)
+    assert [(type(l).__name__, l.output_shape) for l in signs.layers] == [
+        ("Conv2D", (64, 64, 8)), ("ReLU", (64, 64, 8)), ("MaxPool2D", (8, 8, 8)),
+        ("Conv2D", (8, 8, 16)), ("ReLU", (8, 8, 16)), ("MaxPool2D", (2, 2, 16)),
+        ("Flatten", (64,)), ("Dense", (6,))]
+    assert (signs.layers[0].f, signs.layers[0].pad, signs.layers[3].f) == (4, "same", 2)
+    assert signs.layers[0].params["W"].shape == (4, 4, 3, 8)
     tiny = models.course_model((2, 2, 1), 2)
     assert tiny.output_shape == (2,)
 

@@ -16,8 +16,9 @@ def course_model(input_shape, n_classes, dtype="float32", seed=0):
 
     CONV(f1, 16 filters, same padding) -> RELU -> MAXPOOL(p1) -> CONV(3, 32
     filters, same padding) -> RELU -> MAXPOOL(p2) -> FLATTEN -> DENSE(n_classes),
-    trained through a softmax. For 8x8 digits: f1=3, p1=p2=2 (8 -> 4 -> 2). For
-    the course's 64x64 SIGNS: f1=5, p1=8, p2=4 (64 -> 8 -> 2), the course's pools.
+    trained through a softmax. For 8x8 digits: f1=3, p1=p2=2 (8 -> 4 -> 2).
+    For the course's 64x64 SIGNS (6 classes), the course's own model exactly:
+    :func:`signs_model`.
 
     Parameters
     ----------
@@ -39,6 +40,8 @@ def course_model(input_shape, n_classes, dtype="float32", seed=0):
     >>> model.output_shape
     (10,)
     """
+    if tuple(input_shape) == (64, 64, 3) and n_classes == 6:
+        return signs_model(dtype, seed)
     side = min(input_shape[0], input_shape[1])
     f1 = 3 if side <= 16 else 5
     p1 = min(max(2, side // 8), side)
@@ -48,6 +51,37 @@ def course_model(input_shape, n_classes, dtype="float32", seed=0):
         nn.Conv2D(32, 3, stride=1, pad=1), nn.ReLU(), nn.MaxPool2D(p2),
         nn.Flatten(), nn.Dense(n_classes),
     ], input_shape=input_shape, dtype=dtype, seed=seed)
+
+
+def signs_model(dtype="float32", seed=0):
+    """The course's SIGNS model, layer for layer (its Keras padding='same'):
+    CONV 4x4x8 'same' -> RELU -> MAXPOOL 8x8 s8 'same' -> CONV 2x2x16 'same'
+    -> RELU -> MAXPOOL 4x4 s4 'same' -> FLATTEN -> DENSE 6, on 64x64x3.
+
+    Examples
+    --------
+    >>> describe(signs_model())  # doctest: +NORMALIZE_WHITESPACE
+    "CONV 4x4x8 s1 'same' -> RELU -> MAXPOOL 8x8 s8 'same' -> CONV 2x2x16 s1 'same' ->
+     RELU -> MAXPOOL 4x4 s4 'same' -> FLATTEN -> DENSE 6 -> softmax"
+    """
+    return nn.Sequential([
+        nn.Conv2D(8, 4, stride=1, pad="same"), nn.ReLU(), nn.MaxPool2D(8, 8, pad="same"),
+        nn.Conv2D(16, 2, stride=1, pad="same"), nn.ReLU(), nn.MaxPool2D(4, 4, pad="same"),
+        nn.Flatten(), nn.Dense(6),
+    ], input_shape=(64, 64, 3), dtype=dtype, seed=seed)
+
+
+def _size(value):
+    return "x".join(map(str, value)) if isinstance(value, tuple) else f"{value}x{value}"
+
+
+def _stride(value):
+    return f"s{value}" if not isinstance(value, tuple) else "s" + "x".join(map(str, value))
+
+
+def _pad(value):
+    return f"'{value}'" if isinstance(value, str) else (
+        f"p{value}" if not isinstance(value, tuple) else "p" + ",".join(map(str, value)))
 
 
 def describe(model):
@@ -62,10 +96,12 @@ def describe(model):
     parts = []
     for layer in model.layers:
         if isinstance(layer, nn.Conv2D):
-            parts.append(f"CONV {layer.f}x{layer.f}x{layer.n_C} s{layer.stride} p{layer.pad}")
+            parts.append(f"CONV {_size(layer.f)}x{layer.n_C} {_stride(layer.stride)} "
+                         f"{_pad(layer.pad)}")
         elif isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
             kind = "MAXPOOL" if isinstance(layer, nn.MaxPool2D) else "AVGPOOL"
-            parts.append(f"{kind} {layer.f}x{layer.f} s{layer.stride}")
+            pad = "" if layer.pad == 0 else f" {_pad(layer.pad)}"
+            parts.append(f"{kind} {_size(layer.f)} {_stride(layer.stride)}{pad}")
         elif isinstance(layer, nn.Dense):
             parts.append(f"DENSE {layer.n_out}")
         else:

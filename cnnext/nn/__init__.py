@@ -15,7 +15,7 @@ convolutions, Glorot-uniform for dense layers.
 
 One concern per module, every public name importable from here:
 
-- :mod:`cnnext.nn.layers`: Layer, Conv2D, ReLU, MaxPool2D, AvgPool2D,
+- :mod:`cnnext.nn.layers`: Layer, Conv2D, DepthwiseConv2D, ReLU, MaxPool2D, AvgPool2D,
   GlobalAvgPool2D, Flatten, Dense, BatchNorm2D, Dropout;
 - :mod:`cnnext.nn.functional`: relu, softmax (plain functions, for loops of
   your own);
@@ -41,7 +41,7 @@ Examples
 (5, 3)
 """
 from .functional import relu, softmax
-from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten,
+from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
                      GlobalAvgPool2D, Layer, MaxPool2D, ReLU)
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
@@ -51,6 +51,7 @@ from .serialization import load
 __all__ = [
     "Layer",
     "Conv2D",
+    "DepthwiseConv2D",
     "ReLU",
     "MaxPool2D",
     "AvgPool2D",

@@ -10,6 +10,7 @@ from cnnext.nn.layers import (
     AvgPool2D as AvgPool2D,
     BatchNorm2D as BatchNorm2D,
     Conv2D as Conv2D,
+    DepthwiseConv2D as DepthwiseConv2D,
     Dense as Dense,
     Dropout as Dropout,
     Flatten as Flatten,
@@ -26,6 +27,7 @@ from cnnext.nn.serialization import load as load
 __all__ = [
     "Layer",
     "Conv2D",
+    "DepthwiseConv2D",
     "ReLU",
     "MaxPool2D",
     "AvgPool2D",

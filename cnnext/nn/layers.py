@@ -31,12 +31,12 @@ Examples
 import numpy as np
 
 import cnnext
-from cnnext._geometry import conv_output_shape, pool_output_shape
+from cnnext._validation import _conv_geometry, _padding, _pair, _pool_geometry
 
 from ._checks import check_bool, check_dtype, check_int, check_real, describe_batch
 from ._weights import check_init, init_weights
 
-__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+__all__ = ["Layer", "Conv2D", "DepthwiseConv2D", "ReLU", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
            "Flatten", "Dense", "BatchNorm2D", "Dropout"]
 
 
@@ -184,6 +184,27 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+def _geometry_value(value, key, minimum):
+    """A layer's stride, dilation or f: an int, or an (h, w) pair, checked by
+    the functions' own rules; pairs kept as tuples (JSON gives lists)."""
+    _pair({key: value}, key, minimum)
+    return tuple(value) if isinstance(value, (tuple, list)) else value
+
+
+def _pad_value(value):
+    """A layer's pad in any form the functions take, checked by their rules."""
+    _padding({"pad": value})
+    return tuple(value) if isinstance(value, (tuple, list)) else value
+
+
+def _hparameters(required, **optional):
+    """The functions' dict: the required keys, and the optional ones only
+    where they differ from their defaults, so that a layer of the
+    assignment's geometry passes the assignment's dict (its fast path)."""
+    defaults = {"dilation": 1, "groups": 1, "count_include_pad": False, "pad": 0}
+    return {**required, **{k: v for k, v in optional.items() if v != defaults[k]}}
+
+
 class Conv2D(Layer):
     """2-D convolution over NHWC batches, by :func:`cnnext.conv_forward`.
 
@@ -191,25 +212,33 @@ class Conv2D(Layer):
     ----------
     n_C : int
         Number of filters (output channels).
-    f : int
+    f : int or (int, int)
         Filter height and width.
-    stride : int, default 1
-    pad : int, default 0
-        Zero padding on each side of height and width.
+    stride : int or (int, int), default 1
+    pad : int, (p_h, p_w), (top, bottom, left, right), "same" or "valid", default 0
+        Zero padding, as :func:`cnnext.conv_forward` takes it ("same":
+        TensorFlow's rule).
+    dilation : int or (int, int), default 1
+    groups : int, default 1
+        Must divide the input channels and n_C.
+    use_bias : bool, default True
+        Without, the layer has no ``b`` (as before a batch norm).
     init : {"he", "glorot"}, default "he"
         He-normal or Glorot-uniform initial weights; biases start at zero.
 
     Attributes
     ----------
     params : dict
-        ``W`` of shape (f, f, n_C_prev, n_C) and ``b`` of shape (1, 1, 1, n_C).
+        ``W`` of shape (f_h, f_w, n_C_prev / groups, n_C) and, with
+        ``use_bias``, ``b`` of shape (1, 1, 1, n_C).
     cache : tuple
         The cache returned by :func:`cnnext.conv_forward` on the last batch.
 
     Raises
     ------
     TypeError, ValueError
-        If an argument is not an integer in range or ``init`` is unknown.
+        If an argument is not in range or of the wrong type, ``init`` is
+        unknown, or (at build) the geometry does not fit the input.
 
     Examples
     --------
@@ -218,49 +247,106 @@ class Conv2D(Layer):
     >>> conv = nn.Conv2D(2, 3, pad=1).build((5, 5, 1), rng=0)
     >>> conv.forward(np.ones((4, 5, 5, 1))).shape
     (4, 5, 5, 2)
+    >>> nn.Conv2D(8, 4, pad="same").build((64, 64, 3), rng=0).output_shape
+    (64, 64, 8)
     """
 
-    def __init__(self, n_C, f, stride=1, pad=0, init="he"):
+    def __init__(self, n_C, f, stride=1, pad=0, dilation=1, groups=1, use_bias=True,
+                 init="he"):
         super().__init__()
         self.n_C = check_int(n_C, "n_C", 1)
-        self.f = check_int(f, "f", 1)
-        self.stride = check_int(stride, "stride", 1)
-        self.pad = check_int(pad, "pad", 0)
+        self.f = _geometry_value(f, "f", 1)
+        self.stride = _geometry_value(stride, "stride", 1)
+        self.pad = _pad_value(pad)
+        self.dilation = _geometry_value(dilation, "dilation", 1)
+        self.groups = check_int(groups, "groups", 1)
+        self.use_bias = check_bool(use_bias, "use_bias")
         self.init = check_init(init)
-        self.hparameters = {"stride": self.stride, "pad": self.pad}
+        self.hparameters = _hparameters({"stride": self.stride, "pad": self.pad},
+                                        dilation=self.dilation, groups=self.groups)
+
+    def _filter_shape(self, C):
+        f_h, f_w = self.f if isinstance(self.f, tuple) else (self.f, self.f)
+        return (f_h, f_w, C // self.groups, self.n_C)
 
     def _build(self, input_shape, rng):
         if len(input_shape) != 3:
-            raise ValueError(f"Conv2D needs inputs of shape (n_H, n_W, n_C); got "
-                             f"{input_shape}")
+            raise ValueError(f"{type(self).__name__} needs inputs of shape (n_H, n_W, n_C); "
+                             f"got {input_shape}")
         H, Wd, C = input_shape
-        f, pad = self.f, self.pad
-        if f > H + 2 * pad or f > Wd + 2 * pad:
-            raise ValueError(f"Conv2D filter f={f} is larger than its padded input "
-                             f"{H + 2 * pad}x{Wd + 2 * pad}")
-        self.params = {
-            "W": init_weights(rng, (f, f, C, self.n_C), f * f * C,
-                              f * f * self.n_C, self.init, self.dtype),
-            "b": np.zeros((1, 1, 1, self.n_C), dtype=self.dtype),
-        }
-        return conv_output_shape(input_shape, f, self.n_C, pad, self.stride)
+        W_shape = self._filter_shape(C)
+        # The functions' own validation, on an empty batch of this shape.
+        try:
+            out_shape = _conv_geometry(np.empty((0, H, Wd, C)), np.empty(W_shape), None,
+                                       self.hparameters)[4]
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__} on inputs {input_shape}: {exc}") from None
+        f_h, f_w, C_g, n_C = W_shape
+        self.params = {"W": init_weights(rng, W_shape, f_h * f_w * C_g,
+                                         f_h * f_w * n_C // self.groups, self.init,
+                                         self.dtype)}
+        if self.use_bias:
+            self.params["b"] = np.zeros((1, 1, 1, n_C), dtype=self.dtype)
+        return out_shape[1:]
 
     def forward(self, X):
         """Return ``Z`` from :func:`cnnext.conv_forward`; keep its cache."""
         X = self._check_input(X)
-        Z, self.cache = cnnext.conv_forward(X, self.params["W"], self.params["b"],
+        Z, self.cache = cnnext.conv_forward(X, self.params["W"], self.params.get("b"),
                                             self.hparameters)
         return Z
 
     def backward(self, dZ):
         """Return ``dA_prev`` from :func:`cnnext.conv_backward`; store dW, db."""
-        dA_prev, self.grads["W"], self.grads["b"] = cnnext.conv_backward(dZ, self.cache)
+        dA_prev, self.grads["W"], db = cnnext.conv_backward(dZ, self.cache)
+        if self.use_bias:
+            self.grads["b"] = db
         return dA_prev
 
     def get_config(self):
-        """``n_C``, ``f``, ``stride``, ``pad`` and ``init``."""
-        return {"n_C": self.n_C, "f": self.f, "stride": self.stride,
-                "pad": self.pad, "init": self.init}
+        """The constructor's arguments."""
+        return {"n_C": self.n_C, "f": self.f, "stride": self.stride, "pad": self.pad,
+                "dilation": self.dilation, "groups": self.groups,
+                "use_bias": self.use_bias, "init": self.init}
+
+
+class DepthwiseConv2D(Conv2D):
+    """Depthwise convolution (MobileNet's): each input channel convolved
+    with its own ``depth_multiplier`` filters, a :class:`Conv2D` with
+    ``groups`` = the input channels and ``n_C`` = depth_multiplier x them.
+
+    Parameters
+    ----------
+    f, stride, pad, dilation, use_bias, init
+        As for :class:`Conv2D`.
+    depth_multiplier : int, default 1
+
+    Examples
+    --------
+    >>> from cnnext import nn
+    >>> layer = nn.DepthwiseConv2D(3, stride=2, pad="same").build((9, 9, 16), rng=0)
+    >>> layer.output_shape, layer.params["W"].shape
+    ((5, 5, 16), (3, 3, 1, 16))
+    """
+
+    def __init__(self, f, stride=1, pad=0, dilation=1, depth_multiplier=1, use_bias=True,
+                 init="he"):
+        self.depth_multiplier = check_int(depth_multiplier, "depth_multiplier", 1)
+        super().__init__(1, f, stride, pad, dilation, 1, use_bias, init)
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) == 3:
+            C = input_shape[2]
+            self.n_C, self.groups = C * self.depth_multiplier, C
+            self.hparameters = _hparameters({"stride": self.stride, "pad": self.pad},
+                                            dilation=self.dilation, groups=C)
+        return super()._build(input_shape, rng)
+
+    def get_config(self):
+        """The constructor's arguments."""
+        return {"f": self.f, "stride": self.stride, "pad": self.pad,
+                "dilation": self.dilation, "depth_multiplier": self.depth_multiplier,
+                "use_bias": self.use_bias, "init": self.init}
 
 
 class ReLU(Layer):
@@ -291,21 +377,25 @@ class ReLU(Layer):
 class _Pool2D(Layer):
     mode = ""  # "max" or "average", set by the subclasses
 
-    def __init__(self, f, stride=None):
+    def __init__(self, f, stride=None, pad=0, dilation=1):
         super().__init__()
-        self.f = check_int(f, "f", 1)
-        self.stride = self.f if stride is None else check_int(stride, "stride", 1)
-        self.hparameters = {"f": self.f, "stride": self.stride}
+        self.f = _geometry_value(f, "f", 1)
+        self.stride = self.f if stride is None else _geometry_value(stride, "stride", 1)
+        self.pad = _pad_value(pad)
+        self.dilation = _geometry_value(dilation, "dilation", 1)
+        self.hparameters = _hparameters({"f": self.f, "stride": self.stride}, pad=self.pad,
+                                        dilation=self.dilation)
 
     def _build(self, input_shape, rng):
         if len(input_shape) != 3:
             raise ValueError(f"{type(self).__name__} needs inputs of shape "
                              f"(n_H, n_W, n_C); got {input_shape}")
-        H, Wd, _ = input_shape
-        if self.f > H or self.f > Wd:
-            raise ValueError(f"{type(self).__name__} window f={self.f} is larger "
-                             f"than its input {H}x{Wd}")
-        return pool_output_shape(input_shape, self.f, self.stride)
+        # The functions' own validation, on an empty batch of this shape.
+        try:
+            return _pool_geometry(np.empty((0, *input_shape)), self.hparameters,
+                                  self.mode)[2][1:]
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__} on inputs {input_shape}: {exc}") from None
 
     def forward(self, X):
         """Return the pooled batch from :func:`cnnext.pool_forward`; keep its cache."""
@@ -318,8 +408,8 @@ class _Pool2D(Layer):
         return cnnext.pool_backward(dA, self.cache, mode=self.mode)
 
     def get_config(self):
-        """``f`` and ``stride``."""
-        return {"f": self.f, "stride": self.stride}
+        """The constructor's arguments."""
+        return {"f": self.f, "stride": self.stride, "pad": self.pad, "dilation": self.dilation}
 
 
 class MaxPool2D(_Pool2D):
@@ -327,10 +417,13 @@ class MaxPool2D(_Pool2D):
 
     Parameters
     ----------
-    f : int
+    f : int or (int, int)
         Window height and width.
-    stride : int, optional
+    stride : int or (int, int), optional
         Defaults to ``f`` (non-overlapping windows).
+    pad : int, pair, 4-tuple, "same" or "valid", default 0
+        Padding with -inf (never a window's max); "same" is TensorFlow's rule.
+    dilation : int or (int, int), default 1
 
     Notes
     -----
@@ -353,10 +446,15 @@ class AvgPool2D(_Pool2D):
 
     Parameters
     ----------
-    f : int
+    f : int or (int, int)
         Window height and width.
-    stride : int, optional
+    stride : int or (int, int), optional
         Defaults to ``f`` (non-overlapping windows).
+    pad : int, pair, 4-tuple, "same" or "valid", default 0
+    dilation : int or (int, int), default 1
+    count_include_pad : bool, default False
+        Divide by f_h * f_w (PyTorch's default) rather than by the window's
+        input entries, the padding excluded (Keras').
 
     Examples
     --------
@@ -367,6 +465,16 @@ class AvgPool2D(_Pool2D):
     array([2.5])
     """
     mode = "average"
+
+    def __init__(self, f, stride=None, pad=0, dilation=1, count_include_pad=False):
+        super().__init__(f, stride, pad, dilation)
+        self.count_include_pad = check_bool(count_include_pad, "count_include_pad")
+        self.hparameters = _hparameters(self.hparameters,
+                                        count_include_pad=self.count_include_pad)
+
+    def get_config(self):
+        """The constructor's arguments."""
+        return {**super().get_config(), "count_include_pad": self.count_include_pad}
 
 
 class GlobalAvgPool2D(Layer):

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from typing_extensions import Self, TypeAlias
 
-__all__ = ["Layer", "Conv2D", "ReLU", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+__all__ = ["Layer", "Conv2D", "DepthwiseConv2D", "ReLU", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
            "Flatten", "Dense", "BatchNorm2D", "Dropout"]
 
 #: The dtypes a layer or model computes in.
@@ -51,30 +51,73 @@ class Layer:
     def backward(self, dout: ArrayLike) -> _FloatArray: ...
     def get_config(self) -> dict[str, Any]: ...
 
+_Pair: TypeAlias = int | tuple[int, int]
+_Pad: TypeAlias = (
+    int | tuple[int, int] | tuple[int, int, int, int] | Literal["same", "valid"]
+)
+
 class Conv2D(Layer):
     n_C: int
-    f: int
-    stride: int
-    pad: int
+    f: _Pair
+    stride: _Pair
+    pad: _Pad
+    dilation: _Pair
+    groups: int
+    use_bias: bool
     init: _Init
-    hparameters: dict[str, int]
+    hparameters: dict[str, Any]
     def __init__(
-        self, n_C: int, f: int, stride: int = 1, pad: int = 0, init: _Init = "he"
+        self,
+        n_C: int,
+        f: _Pair,
+        stride: _Pair = 1,
+        pad: _Pad = 0,
+        dilation: _Pair = 1,
+        groups: int = 1,
+        use_bias: bool = True,
+        init: _Init = "he",
     ) -> None: ...
     def backward(self, dZ: ArrayLike) -> _FloatArray: ...
+
+class DepthwiseConv2D(Conv2D):
+    depth_multiplier: int
+    def __init__(  # type: ignore[override]
+        self,
+        f: _Pair,
+        stride: _Pair = 1,
+        pad: _Pad = 0,
+        dilation: _Pair = 1,
+        depth_multiplier: int = 1,
+        use_bias: bool = True,
+        init: _Init = "he",
+    ) -> None: ...
 
 class ReLU(Layer): ...
 
 class _Pool2D(Layer):
     mode: ClassVar[Literal["", "max", "average"]]
-    f: int
-    stride: int
-    hparameters: dict[str, int]
-    def __init__(self, f: int, stride: int | None = None) -> None: ...
+    f: _Pair
+    stride: _Pair
+    pad: _Pad
+    dilation: _Pair
+    hparameters: dict[str, Any]
+    def __init__(
+        self, f: _Pair, stride: _Pair | None = None, pad: _Pad = 0, dilation: _Pair = 1
+    ) -> None: ...
     def backward(self, dA: ArrayLike) -> _FloatArray: ...
 
 class MaxPool2D(_Pool2D): ...
-class AvgPool2D(_Pool2D): ...
+
+class AvgPool2D(_Pool2D):
+    count_include_pad: bool
+    def __init__(
+        self,
+        f: _Pair,
+        stride: _Pair | None = None,
+        pad: _Pad = 0,
+        dilation: _Pair = 1,
+        count_include_pad: bool = False,
+    ) -> None: ...
 
 class GlobalAvgPool2D(Layer):
     def backward(self, dA: ArrayLike) -> _FloatArray: ...

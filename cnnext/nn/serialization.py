@@ -42,7 +42,7 @@ import json
 
 import numpy as np
 
-from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, Dropout, Flatten,
+from .layers import (AvgPool2D, BatchNorm2D, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
                      GlobalAvgPool2D, MaxPool2D, ReLU)
 
 __all__ = ["FORMAT", "save", "load", "load_weights"]
@@ -52,7 +52,7 @@ FORMAT = "cnnext.nn/1"
 
 #: The layer classes a model file may name, by class name.
 _LAYER_CLASSES = {cls.__name__: cls for cls in
-                 (Conv2D, ReLU, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten,
+                 (Conv2D, DepthwiseConv2D, ReLU, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten,
                   Dense, BatchNorm2D, Dropout)}
 
 
