@@ -502,3 +502,164 @@ def test_python_m_cnnext_bench_reruns_without_the_openblas_variables(tmp_path):
     assert run["environment"]["openblas_env_unset_by_bench"] == "OPENBLAS_L2_SIZE=1048576"
     assert run["environment"]["openblas_env"] == {}
     assert len(run["rows"]) == 1
+
+
+# --- the whole geometry's rows (issue 12) ---
+
+# Each geometry case at a tiny size: the same hparameters and filter, fewer
+# examples, pixels and channels (depthwise: groups == channels still); the
+# 'same' ones keep uneven padding, SIGNS' pool gets some (18 = 2*8 + 2).
+TINY_GEOMETRY = {
+    ("conv", "depthwise_s1"): ((2, 9, 10, 128), (3, 3, 1, 128)),
+    ("conv", "depthwise_s2"): ((2, 12, 11, 64), (3, 3, 1, 64)),
+    ("conv", "dilated"): ((1, 9, 8, 6), (3, 3, 6, 5)),
+    ("conv", "inception_1x7"): ((2, 5, 9, 4), (1, 7, 4, 6)),
+    ("conv", "inception_7x1"): ((2, 9, 5, 4), (7, 1, 4, 6)),
+    ("conv", "signs_same"): ((2, 10, 9, 3), (4, 4, 3, 8)),
+    ("pool", "signs_same"): ((2, 18, 17, 3),),
+    ("pool", "resnet_stem_pad"): ((2, 12, 11, 4),),
+    ("pool", "resnet_stem_same"): ((2, 12, 11, 4),),
+}
+
+
+def _tiny_spec(kind, name):
+    """The case's spec with TINY_GEOMETRY's shapes and its own hparameters."""
+    return (*TINY_GEOMETRY[kind, name], cases.ALL_CASES[kind][name][-1])
+
+
+def test_every_geometry_case_has_a_tiny_variant():
+    assert set(TINY_GEOMETRY) == ({("conv", n) for n in cases.CONV_GEOMETRY_CASES}
+                                  | {("pool", n) for n in cases.POOL_GEOMETRY_CASES})
+    for (kind, name), shapes in TINY_GEOMETRY.items():
+        if kind == "conv":  # the same filter size, depthwise still depthwise
+            W_shape = cases.CONV_GEOMETRY_CASES[name][1]
+            assert shapes[1][:2] == W_shape[:2]
+            groups = cases.CONV_GEOMETRY_CASES[name][2].get("groups", 1)
+            assert shapes[0][3] == shapes[1][2] * groups
+
+
+def test_geometry_rows_build_with_their_shapes_flops_and_bytes():
+    here = {"cnnext": cnnext}
+    expected = {  # output shapes, worked out by hand
+        "depthwise_s1": (8, 56, 56, 128), "depthwise_s2": (4, 56, 56, 64),
+        "dilated": (1, 33, 33, 256), "inception_1x7": (8, 17, 17, 128),
+        "inception_7x1": (8, 17, 17, 128), "signs_same": (16, 64, 64, 8)}
+    for name, (A_shape, W_shape, hp) in cases.CONV_GEOMETRY_CASES.items():
+        for op in cases.CONV_OPS:
+            row = cases.Row("conv", name, op, "float32", here)
+            assert row.out_shape == expected[name]
+            f_h, f_w, C_g, n_C = W_shape
+            flops = 2.0 * np.prod(row.out_shape) * f_h * f_w * C_g
+            assert row.flops == (flops if op == "conv_fwd" else 2 * flops)
+            if op == "conv_fwd":
+                assert row.args[3] == hp and row.args[1].shape == W_shape
+            else:
+                assert row.args[0].shape == row.out_shape
+    row = cases.Row("conv", "depthwise_s1", "conv_fwd", "float64", here)
+    assert row.bytes == 8 * (2 * 8 * 56 * 56 * 128 + 9 * 128)  # A, Z, W once each
+    assert cases.Row("conv", "dilated", "conv_fwd", "float64", here).bytes is None
+    pool_expected = {"signs_same": (64, 8, 8, 8), "resnet_stem_pad": (8, 56, 56, 64),
+                     "resnet_stem_same": (8, 56, 56, 64)}
+    for name, (A_shape, hp) in cases.POOL_GEOMETRY_CASES.items():
+        row = cases.Row("pool", name, "max_bwd", "float32", here)
+        assert row.out_shape == pool_expected[name] and row.args[0].shape == row.out_shape
+        assert row.args[1] == (row.args[1][0], hp) and row.args[1][0].shape == A_shape
+
+
+def test_geometry_case_names_select_their_rows():
+    rows = cases.select_rows(["depthwise_s1", "signs_same"], ["fwd"], ["float32"])
+    assert rows == [("conv", "depthwise_s1", "conv_fwd", "float32"),
+                    ("conv", "signs_same", "conv_fwd", "float32"),
+                    ("pool", "signs_same", "max_fwd", "float32"),
+                    ("pool", "signs_same", "avg_fwd", "float32")]
+    everything = cases.select_rows()
+    for name in cases.CONV_GEOMETRY_CASES:
+        assert ("conv", name, "conv_bwd", "float64") in everything
+    for name in cases.POOL_GEOMETRY_CASES:
+        assert ("pool", name, "avg_bwd", "float64") in everything
+    assert not set(cases.CONV_GEOMETRY_CASES) & set(cases.QUICK_CASES)
+
+
+def _all_contenders():
+    from cnnext.bench import contenders
+    return contenders.load()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind, name", sorted(TINY_GEOMETRY), ids=lambda x: str(x))
+def test_geometry_rows_every_contender_agrees_with_cnnext(kind, name, dtype):
+    """The path of a benchmark row: each contender's timed call, converted,
+    against cnnext's result, with the check the benchmark makes."""
+    from cnnext.bench.timing import max_rel_err
+    here = _all_contenders()
+    ops = cases.CONV_OPS if kind == "conv" else cases.POOL_OPS
+    for op in ops:
+        row = cases.Row(kind, name, op, dtype, here, spec=_tiny_spec(kind, name))
+        # The seed loops and numpy do the assignment's geometry only.
+        assert "seed" not in row.fns and "numpy" not in row.fns
+        want = {"cnnext"} | {n for n in ("torch", "jax") if n in here} | (
+            {"onnx"} if "onnx" in here and dtype == "float32" and op.endswith("fwd")
+            else set())
+        assert set(row.fns) == want, op
+        ref = row.fns["cnnext"]()
+        for n in want - {"cnnext"}:
+            got = row.fns[n]()
+            if n in row.to_cnnext:
+                got = row.to_cnnext[n](got)
+            assert max_rel_err(got, ref) <= report.TOLERANCE[dtype], (n, op)
+
+
+@pytest.mark.parametrize("hp", [{"f": 3, "stride": 1, "pad": (1, 0, 0, 1)},
+                                {"f": 2, "stride": 1, "pad": 1, "dilation": 2},
+                                {"f": 3, "stride": 2, "pad": "same"}],
+                         ids=["uneven", "dilated", "same"])
+def test_pool_contenders_with_padding_the_benchmark_has_no_row_of(hp):
+    # F.pad with -inf (max), window sums / counts (average), dilation; what
+    # a contender cannot run it leaves out (torch: dilated averages; jax:
+    # a dilated max backward), not crash.
+    from cnnext.bench.timing import max_rel_err
+    here = _all_contenders()
+    for op in cases.POOL_OPS:
+        row = cases.Row("pool", "x", op, "float64", here, spec=((2, 9, 8, 3), hp))
+        assert len(row.fns) >= 2 and "seed" not in row.fns
+        ref = row.fns["cnnext"]()
+        for n, fn in row.fns.items():
+            got = fn()
+            got = row.to_cnnext[n](got) if n in row.to_cnnext else got
+            assert max_rel_err(got, ref) <= 1e-9, (n, op)
+
+
+def test_seed_and_numpy_leave_the_geometry_rows_out():
+    here = {"cnnext": cnnext, "numpy": vec, "seed": seed}
+    for kind, name in TINY_GEOMETRY:
+        for op in (cases.CONV_OPS if kind == "conv" else cases.POOL_OPS):
+            row = cases.Row(kind, name, op, "float64", here, spec=_tiny_spec(kind, name))
+            assert set(row.fns) == {"cnnext"}, (kind, name, op)
+    # The assignment's rows keep them.
+    assert set(cases.Row("conv", "seed", "conv_bwd", "float64", here).fns) == set(here)
+    assert set(cases.Row("pool", "odd", "avg_fwd", "float32", here).fns) == set(here)
+    # Asked about the op and dtype alone, they run it.
+    assert seed.supports("conv_fwd", "float64") and vec.supports("max_bwd", "float32")
+
+
+def test_bench_command_depthwise_row_reports_bandwidth(tmp_path, monkeypatch, capsys):
+    # The real case at a tiny size: every contender checked, GB/s reported.
+    monkeypatch.setitem(cases.ALL_CASES["conv"], "depthwise_s1",
+                        _tiny_spec("conv", "depthwise_s1"))
+    out = tmp_path / "bench.json"
+    bench.main(["--quick", "--repeats", "1", "--cases", "conv:depthwise_s1",
+                "--matmul-n", "64", "--json", str(out)])
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["copy_bandwidth_gbs"] > 0
+    assert len(data["rows"]) == 4
+    for r in data["rows"]:
+        assert not {"seed", "numpy"} & set(r["median_s"])
+        assert r["gbytes_per_s"]["cnnext"] == pytest.approx(
+            r["bytes"] / r["median_s"]["cnnext"] / 1e9)
+        assert 0 < r["cnnext_share_of_bandwidth"]
+        for name, err in r["max_rel_err_vs_cnnext"].items():
+            assert err <= report.TOLERANCE[r["dtype"]], (r["op"], name, err)
+    assert "memory copy of 256 MiB" in printed and "cnnext GB/s" in printed
+    assert "depthwise_s1 conv fwd float32: cnnext " in printed
+    assert "results agree with cnnext: yes" in printed

@@ -5,8 +5,10 @@ options; ``--quick`` for a short run, ``--json`` to keep every number,
 ``--render run.json --markdown`` to print a kept run as the README's table;
 ``--no-torch``, ``--no-onnx``, ``--no-jax`` leave a contender out; the extra
 ``bench-more`` installs onnx, onnxruntime and jax).
-In one process, for every case of issue 3 and the layers of real networks of
-issue 10 (:mod:`~cnnext.bench.cases`), forward and backward, float32 and
+In one process, for every case of issue 3, the layers of real networks of
+issue 10 and those of the whole geometry of issue 12 (depthwise, dilated,
+1x7 / 7x1, 'same' and padded pools; :mod:`~cnnext.bench.cases`), forward
+and backward, float32 and
 float64, it times side by side, alternating the contenders and taking
 medians over repeats, each contender warmed up before its calls per sample
 are calibrated:
@@ -33,6 +35,10 @@ seed
     (:mod:`~cnnext.bench.seed_loops`), timed on a subsample of (example,
     output row) pairs, reported per output element and extrapolated to the
     full case.
+
+numpy and the seed loops run the assignment's geometry only: the rows of
+issue 12 leave them out. The depthwise rows also report GB/s (each array
+read or written once) against a measured memory-copy bandwidth.
 
 It also measures the GFLOP/s of a large matmul of each dtype in the same run
 (the best of its repeats: the practical peak each conv row's "cnnext % peak"

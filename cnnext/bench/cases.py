@@ -1,6 +1,6 @@
 """The benchmark's rows: the cases of issue 3, the layers of real networks
-of issue 10, the ops, and the inputs and contender calls of one (case, op,
-dtype)."""
+of issue 10, those of the whole geometry of issue 12, the ops, and the
+inputs and contender calls of one (case, op, dtype)."""
 import functools
 import math
 
@@ -8,8 +8,8 @@ import numpy as np
 
 import cnnext
 
-from .._geometry import conv_output_shape, pool_output_shape
 from .contenders import call_of, supports
+from .geometry import conv_geometry, pool_geometry
 
 # (m, H, W, C, f, n_C, stride, pad)
 CONV_CASES = {
@@ -39,6 +39,39 @@ POOL_CASES = {
     "odd": (3, 7, 9, 5, 3, 2),
     "gaps": (2, 11, 13, 6, 2, 3),
 }
+# Issue 12: the whole geometry, layers of real networks as (A_prev shape, W
+# shape, hparameters); the pools as (A_prev shape, hparameters). Batches
+# chosen for rows of ~10-100 ms on a 2-core machine.
+CONV_GEOMETRY_CASES = {
+    # MobileNet-v1 depthwise 3x3 (stage 2, 128 channels), stride 1.
+    "depthwise_s1": ((8, 56, 56, 128), (3, 3, 1, 128),
+                     {"stride": 1, "pad": 1, "groups": 128}),
+    # MobileNet-v1's stride-2 depthwise 3x3 (112 -> 56, 64 channels), Keras'
+    # 'same': pad (0, 1, 0, 1).
+    "depthwise_s2": ((4, 112, 112, 64), (3, 3, 1, 64),
+                     {"stride": 2, "pad": "same", "groups": 64}),
+    # DeepLab-v3: an atrous 3x3 (dilation 2) 256 -> 256 at output stride 16.
+    "dilated": ((1, 33, 33, 256), (3, 3, 256, 256), {"stride": 1, "pad": 2, "dilation": 2}),
+    # Inception-v3's factorised 7x7 at 17x17: 1x7 then 7x1, 128 -> 128.
+    "inception_1x7": ((8, 17, 17, 128), (1, 7, 128, 128), {"stride": 1, "pad": (0, 3)}),
+    "inception_7x1": ((8, 17, 17, 128), (7, 1, 128, 128), {"stride": 1, "pad": (3, 0)}),
+    # The course's SIGNS model, its first conv as written: 4x4 'same',
+    # pad (1, 2, 1, 2) (the "signs" case pads 2 all round instead).
+    "signs_same": ((16, 64, 64, 3), (4, 4, 3, 8), {"stride": 1, "pad": "same"}),
+}
+POOL_GEOMETRY_CASES = {
+    # SIGNS' max pool 8x8 stride 8 'same' (64 = 8 * 8: the padding is 0).
+    "signs_same": ((64, 64, 64, 8), {"f": 8, "stride": 8, "pad": "same"}),
+    # ResNet's stem pool as PyTorch writes it (3x3, stride 2, pad 1) and as
+    # TensorFlow's ResNets do ('same' on 112: pad (0, 1, 0, 1)).
+    "resnet_stem_pad": ((8, 112, 112, 64), {"f": 3, "stride": 2, "pad": 1}),
+    "resnet_stem_same": ((8, 112, 112, 64), {"f": 3, "stride": 2, "pad": "same"}),
+}
+# Every case of a kind, tuple cases first: the report's order.
+ALL_CASES = {"conv": {**CONV_CASES, **CONV_GEOMETRY_CASES},
+             "pool": {**POOL_CASES, **POOL_GEOMETRY_CASES}}
+# Depthwise rows: memory-bound, so their report gives GB/s too.
+BANDWIDTH_CASES = ("depthwise_s1", "depthwise_s2")
 # What --quick runs without --cases: the cases of issue 3, a batch of 1, a
 # 1x1 layer and a small odd pooling call.
 QUICK_CASES = ("seed", "signs", "lenet", "resnet", "strided", "overlap", "conv:resnet_b1",
@@ -79,8 +112,8 @@ def select_rows(cases=None, ops=None, dtypes=DTYPES):
         return cases is None or name in cases or f"{kind}:{name}" in cases
 
     out = []
-    for kind, kind_cases, kind_ops in (("conv", CONV_CASES, CONV_OPS),
-                                       ("pool", POOL_CASES, POOL_OPS)):
+    for kind, kind_cases, kind_ops in (("conv", ALL_CASES["conv"], CONV_OPS),
+                                       ("pool", ALL_CASES["pool"], POOL_OPS)):
         for name in kind_cases:
             if wanted(kind, name):
                 out += [(kind, name, op, dt) for op in kind_ops if op in wanted_ops
@@ -93,43 +126,66 @@ class Row:
 
     ``args`` are the arguments of cnnext's call (every contender takes the
     same); ``fns`` maps each contender of ``contenders`` ({name: module},
-    :func:`cnnext.bench.contenders.load`) that runs this op and dtype to its
-    call, ``to_cnnext`` those whose results need converting for the check, the seed loops' with
+    :func:`cnnext.bench.contenders.load`) that runs this op, dtype and
+    geometry to its call, ``to_cnnext`` those whose results need converting
+    for the check, the seed loops' with
     an optional ``limit``, the number of (example, output row) pairs to run.
     ``cnnext_masked_backward(rows)`` is cnnext's backward of the gradient
     zeroed outside ``rows``, what a subsampled seed backward computes.
+    ``spec`` replaces the case's entry of :data:`ALL_CASES` (a tuple of
+    CONV_CASES / POOL_CASES, or a geometry case), as the tests do with
+    smaller shapes. ``flops`` (conv rows) counts a grouped conv's
+    2*m*n_H*n_W*n_C*f_h*f_w*(n_C_prev/groups), twice for the backward;
+    ``bytes`` (depthwise rows) what is read and written once each: A_prev,
+    W and Z forward; dZ, A_prev, W, dA_prev, dW and db backward.
     """
 
-    def __init__(self, kind, case, op, dtype, contenders):
+    def __init__(self, kind, case, op, dtype, contenders, spec=None):
         self.kind, self.case, self.op, self.dtype = kind, case, op, dtype
+        spec = ALL_CASES[kind][case] if spec is None else spec
         rng = np.random.default_rng(0)
         randn = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
-        self.flops = None
+        self.flops = self.bytes = None
+        self.shape_text = f"{spec}"
         if kind == "conv":
-            m, H, Wd, C, f, n_C, stride, pad = CONV_CASES[case]
-            self.shape_text = f"{CONV_CASES[case]}"
-            A, W, b = randn(m, H, Wd, C), randn(f, f, C, n_C), randn(1, 1, 1, n_C)
-            hp = {"stride": stride, "pad": pad}
-            n_H, n_W, _ = conv_output_shape((H, Wd, C), f, n_C, pad, stride)
-            self.out_shape = (m, n_H, n_W, n_C)
-            self.flops = 2.0 * m * n_H * n_W * n_C * f * f * C
+            if len(spec) == 8:  # (m, H, W, C, f, n_C, stride, pad)
+                m, H, Wd, C, f, n_C, stride, pad = spec
+                A_shape, W_shape, hp = (m, H, Wd, C), (f, f, C, n_C), {"stride": stride,
+                                                                       "pad": pad}
+            else:
+                A_shape, W_shape, hp = spec
+                hp = dict(hp)
+            A, W, b = randn(*A_shape), randn(*W_shape), randn(1, 1, 1, W_shape[3])
+            geo = conv_geometry(A_shape, W_shape, hp)
+            m, n_C = A_shape[0], W_shape[3]
+            self.out_shape = (m, *geo.out_hw, n_C)
+            self.flops = 2.0 * math.prod(self.out_shape) * math.prod(W_shape[:3])
+            Z_bytes = math.prod(self.out_shape) * A.itemsize
             if op == "conv_fwd":
                 self.args = (A, W, b, hp)
+                moved = A.nbytes + W.nbytes + Z_bytes
             else:
                 self.flops *= 2
                 self.args = (randn(*self.out_shape), (A, W, b, hp))
+                moved = Z_bytes + 2 * (A.nbytes + W.nbytes) + b.nbytes
+            if case in BANDWIDTH_CASES:
+                self.bytes = float(moved)
         else:
-            m, H, Wd, C, f, stride = POOL_CASES[case]
-            self.shape_text = f"{POOL_CASES[case]}"
+            if len(spec) == 6:  # (m, H, W, C, f, stride)
+                m, H, Wd, C, f, stride = spec
+                A_shape, hp = (m, H, Wd, C), {"f": f, "stride": stride}
+            else:
+                A_shape, hp = spec
+                hp = dict(hp)
             mode = "max" if op.startswith("max") else "average"
-            A, hp = randn(m, H, Wd, C), {"f": f, "stride": stride}
-            self.out_shape = (m, *pool_output_shape((H, Wd, C), f, stride))
+            A = randn(*A_shape)
+            self.out_shape = (A_shape[0], *pool_geometry(A_shape, hp).out_hw, A_shape[3])
             if op.endswith("fwd"):
                 self.args = (A, hp, mode)
             else:
                 self.args = (randn(*self.out_shape), (A, hp), mode)
         runs = {name: module for name, module in contenders.items()
-                if supports(module, op, dtype)}
+                if supports(module, op, dtype, self.args)}
         self.fns = {name: call_of(module, op, self.args) for name, module in runs.items()}
         # What turns a timed call's result into cnnext's (NCHW, jax arrays), untimed.
         self.to_cnnext = {name: functools.partial(module.to_cnnext, op)

@@ -13,11 +13,12 @@ import sys
 import time
 
 from .._threads import available_cpus, limit_all_threads, reexec
-from .cases import CONV_CASES, DTYPES, OP_GROUPS, OPS, POOL_CASES, QUICK_CASES, Row, select_rows
+from .cases import (ALL_CASES, BANDWIDTH_CASES, DTYPES, OP_GROUPS, OPS, QUICK_CASES, Row,
+                    select_rows)
 from .contenders import CONTENDERS, load
 from .environment import OPENBLAS_VARS, UNSET_MARK, environment, loadavg, threadpool_info
 from .report import COLUMNS, PROGRESS_COLUMNS, header_text, report_text, summary_lines, table_rows
-from .timing import matmul_gflops, run_row
+from .timing import copy_bandwidth_gbs, matmul_gflops, run_row
 
 PROG = "cnnext-bench"
 # What a --render file must hold: the keys of main()'s results.
@@ -45,7 +46,10 @@ def parse_args(argv):
                         "resnet_b1, pointwise, pool:odd")
     p.add_argument("--cases", type=_split, default=None,
                    help="comma list of case names (seed, signs, lenet, resnet, strided, "
-                        "overlap); 'conv:NAME' or 'pool:NAME' picks one kind")
+                        "overlap, ...; the whole geometry's: depthwise_s1, depthwise_s2, "
+                        "dilated, inception_1x7, inception_7x1, signs_same, "
+                        "resnet_stem_pad, resnet_stem_same); 'conv:NAME' or 'pool:NAME' "
+                        "picks one kind")
     p.add_argument("--ops", type=_split, default=None,
                    help=f"comma list of {', '.join(OPS)} or groups "
                         f"{', '.join(OP_GROUPS)}")
@@ -79,16 +83,17 @@ def parse_args(argv):
         p.error(f"--matmul-n must be >= 0 (0 skips the matmul), not {args.matmul_n}")
     if args.render and args.json:
         p.error("--render runs nothing, so --json would have nothing to write")
-    known = set(CONV_CASES) | set(POOL_CASES)
+    conv_cases, pool_cases = ALL_CASES["conv"], ALL_CASES["pool"]
+    known = set(conv_cases) | set(pool_cases)
     if args.cases == []:
         p.error("--cases names no case")
     for c in args.cases or []:
         kind, _, name = c.rpartition(":")
         if kind not in ("", "conv", "pool") or name not in known or (
-                kind == "conv" and name not in CONV_CASES) or (
-                kind == "pool" and name not in POOL_CASES):
-            p.error(f"unknown case {c!r}; known: conv {sorted(CONV_CASES)}, "
-                    f"pool {sorted(POOL_CASES)}")
+                kind == "conv" and name not in conv_cases) or (
+                kind == "pool" and name not in pool_cases):
+            p.error(f"unknown case {c!r}; known: conv {sorted(conv_cases)}, "
+                    f"pool {sorted(pool_cases)}")
     if args.ops == []:
         p.error("--ops names no op")
     for o in args.ops or []:
@@ -122,6 +127,9 @@ class Config:
         self.contenders = [c for c in CONTENDERS if c in contenders]
         # dtype -> the GFLOP/s that "cnnext % peak" divides by (set after the matmul).
         self.peak_gflops = {}
+        # The copy GB/s that "cnnext % bw" divides by (measured when a
+        # depthwise row is selected and --matmul-n is not 0).
+        self.bandwidth_gbs = None
 
 
 def _check_writable(path):
@@ -250,13 +258,16 @@ def main(argv=None):
             for dt in dtypes:
                 matmul[dt] = (cfg.matmul_n, matmul_gflops(dt, cfg.matmul_n, cfg.repeats))
                 cfg.peak_gflops[dt] = matmul[dt][1]
-        print(header_text(env, matmul, args.markdown), flush=True)
-        results = []
-        t_start = time.perf_counter()
         # --quick without --cases: the cases of issue 3 and a few of issue 10
         # (the whole suite's 104 rows take ~4 min even with --quick's settings).
         selected = select_rows(args.cases or (QUICK_CASES if args.quick else None),
                                args.ops, dtypes)
+        if cfg.matmul_n > 0 and any(kind == "conv" and case in BANDWIDTH_CASES
+                                    for kind, case, _, _ in selected):
+            cfg.bandwidth_gbs = copy_bandwidth_gbs(threads, cfg.repeats)
+        print(header_text(env, matmul, args.markdown, cfg.bandwidth_gbs), flush=True)
+        results = []
+        t_start = time.perf_counter()
         for k, (kind, case, op, dt) in enumerate(selected, 1):
             row = Row(kind, case, op, dt, contenders)
             results.append(run_row(row, cfg))
@@ -272,7 +283,8 @@ def main(argv=None):
     env["elapsed_s"] = elapsed
     out = {"environment": env, "config": dict(vars(cfg)),
            "matmul_gflops": {dt: {"n": n, "gflops": g} for dt, (n, g) in matmul.items()},
-           "rows": results, "summary": summary_lines(results, matmul)}
+           "copy_bandwidth_gbs": cfg.bandwidth_gbs,
+           "rows": results, "summary": summary_lines(results, matmul, cfg.bandwidth_gbs)}
     print(report_text(out, args.markdown, header=False))
     if args.json:
         try:

@@ -9,7 +9,8 @@ which returns the arguments to time the call with (torch's max-pool indices,
 ONNX Runtime's session and NCHW input, JAX's device arrays), and then
 ``to_cnnext(op, result)`` if the timed call's result is not yet cnnext's
 (NCHW, jax arrays): it is applied, untimed, before the check. A contender
-that runs only some rows defines ``supports(op, dtype)``; one that takes a
+that runs only some rows defines ``supports(op, dtype, args)`` (``args``
+cnnext's arguments of the row, whose geometry it may not run); one that takes a
 thread count other than through threadpoolctl defines ``set_threads(n)``;
 ``versions()`` gives the versions the report header prints.
 Adding a contender is writing such a module and naming it in ``MODULES``.
@@ -82,11 +83,13 @@ def load(leave_out=(), threads=None):
     return found
 
 
-def supports(module, op, dtype):
-    """Whether ``module`` runs rows of ``op`` in ``dtype`` (ONNX Runtime:
-    float32 forwards only)."""
+def supports(module, op, dtype, args=None):
+    """Whether ``module`` runs rows of ``op`` in ``dtype`` on cnnext's
+    ``args`` (ONNX Runtime: float32 forwards only; the seed loops and numpy:
+    the assignment's geometry only). ``args`` None asks about the op and
+    dtype alone."""
     check = getattr(module, "supports", None)
-    return check is None or check(op, dtype)
+    return check is None or check(op, dtype, args)
 
 
 def call_of(module, op, args):

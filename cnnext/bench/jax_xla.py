@@ -2,8 +2,9 @@
 pooling, forward and backward.
 
 Forward: ``lax.conv_general_dilated`` with NHWC / HWIO / NHWC dimension
-numbers plus the bias; ``lax.reduce_window`` (max, or sum / f*f) for
-pooling. Backward: ``jax.vjp`` of the same forward, jit-compiled as one
+numbers (padding pairs, ``rhs_dilation``, ``feature_group_count``) plus the
+bias; ``lax.reduce_window`` (max padded with -inf, or sum / the input
+entries of each window) for pooling. Backward: ``jax.vjp`` of the same forward, jit-compiled as one
 function of (inputs, output gradient), as a JAX training step computes it.
 The inputs are put on the device in :func:`prepare_args`, outside the timing
 (a JAX user holds jax arrays); each timed call ends with
@@ -26,6 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._geometry import Geometry
+from .geometry import conv_geometry, pool_counts, pool_geometry
+
 jax.config.update("jax_enable_x64", True)
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -35,76 +39,110 @@ def versions():
     return {"jax": jax.__version__}
 
 
-def supports(op, dtype):
-    return True
+def supports(op, dtype, args=None):
+    """Every row but a dilated max pooling's backward (JAX has no VJP of a
+    dilated reduce_window max)."""
+    if args is None or op != "max_bwd":
+        return True
+    _, (A, hp), _ = args
+    return pool_geometry(A.shape, hp).dilation == (1, 1)
 
 
-def _conv(A, W, b, stride, pad):
-    Z = lax.conv_general_dilated(A, W, (stride, stride), [(pad, pad), (pad, pad)],
-                                 dimension_numbers=_NHWC)
+def _conv(A, W, b, stride, pad, dilation, groups):
+    t, bo, l, r = pad
+    Z = lax.conv_general_dilated(A, W, stride, [(t, bo), (l, r)], rhs_dilation=dilation,
+                                 dimension_numbers=_NHWC, feature_group_count=groups)
     return Z + b
 
 
-@functools.partial(jax.jit, static_argnames=("stride", "pad"))
-def _conv_fwd(A, W, b, stride, pad):
-    return _conv(A, W, b, stride, pad)
+_CONV_STATIC = ("stride", "pad", "dilation", "groups")
 
 
-@functools.partial(jax.jit, static_argnames=("stride", "pad"))
-def _conv_bwd(dZ, A, W, b, stride, pad):
-    _, pullback = jax.vjp(lambda A, W, b: _conv(A, W, b, stride, pad), A, W, b)
+@functools.partial(jax.jit, static_argnames=_CONV_STATIC)
+def _conv_fwd(A, W, b, stride, pad, dilation, groups):
+    return _conv(A, W, b, stride, pad, dilation, groups)
+
+
+@functools.partial(jax.jit, static_argnames=_CONV_STATIC)
+def _conv_bwd(dZ, A, W, b, stride, pad, dilation, groups):
+    _, pullback = jax.vjp(lambda A, W, b: _conv(A, W, b, stride, pad, dilation, groups),
+                          A, W, b)
     return pullback(dZ)
 
 
-def _pool(A, f, stride, mode):
-    window, strides = (1, f, f, 1), (1, stride, stride, 1)
-    if mode == "max":
-        return lax.reduce_window(A, -jnp.inf, lax.max, window, strides, "VALID")
-    return lax.reduce_window(A, 0.0, lax.add, window, strides, "VALID") / (f * f)
+def _pool(A, f, stride, pad, dilation, mode):
+    window, strides = (1, *f, 1), (1, *stride, 1)
+    t, b, l, r = pad
+    padding, dil = ((0, 0), (t, b), (l, r), (0, 0)), (1, *dilation, 1)
+    if mode == "max":  # padded with the init value, -inf
+        return lax.reduce_window(A, -jnp.inf, lax.max, window, strides, padding,
+                                 window_dilation=dil)
+    sums = lax.reduce_window(A, 0.0, lax.add, window, strides, padding, window_dilation=dil)
+    if pad == (0, 0, 0, 0):
+        return sums / (f[0] * f[1])
+    # cnnext's average: divided by the input entries of each window (a
+    # constant of the static geometry).
+    geo = Geometry(f, stride, pad, dilation, 1, sums.shape[1:3])
+    counts = pool_counts(A.shape, geo).astype(A.dtype)
+    return sums / counts[:, :, None]
 
 
-@functools.partial(jax.jit, static_argnames=("f", "stride", "mode"))
-def _pool_fwd(A, f, stride, mode):
-    return _pool(A, f, stride, mode)
+_POOL_STATIC = ("f", "stride", "pad", "dilation", "mode")
 
 
-@functools.partial(jax.jit, static_argnames=("f", "stride", "mode"))
-def _pool_bwd(dA, A, f, stride, mode):
-    _, pullback = jax.vjp(lambda A: _pool(A, f, stride, mode), A)
+@functools.partial(jax.jit, static_argnames=_POOL_STATIC)
+def _pool_fwd(A, f, stride, pad, dilation, mode):
+    return _pool(A, f, stride, pad, dilation, mode)
+
+
+@functools.partial(jax.jit, static_argnames=_POOL_STATIC)
+def _pool_bwd(dA, A, f, stride, pad, dilation, mode):
+    _, pullback = jax.vjp(lambda A: _pool(A, f, stride, pad, dilation, mode), A)
     return pullback(dA)[0]
 
 
-def conv_forward(A, W, b, stride, pad):
-    return _conv_fwd(A, W, b, stride=stride, pad=pad).block_until_ready()
+def conv_forward(A, W, b, geo):
+    return _conv_fwd(A, W, b, **geo).block_until_ready()
 
 
-def conv_backward(dZ, A, W, b, stride, pad):
-    return jax.block_until_ready(_conv_bwd(dZ, A, W, b, stride=stride, pad=pad))
+def conv_backward(dZ, A, W, b, geo):
+    return jax.block_until_ready(_conv_bwd(dZ, A, W, b, **geo))
 
 
-def pool_forward(A, f, stride, mode):
-    return _pool_fwd(A, f=f, stride=stride, mode=mode).block_until_ready()
+def pool_forward(A, geo, mode):
+    return _pool_fwd(A, mode=mode, **geo).block_until_ready()
 
 
-def pool_backward(dA, A, f, stride, mode):
-    return _pool_bwd(dA, A, f=f, stride=stride, mode=mode).block_until_ready()
+def pool_backward(dA, A, geo, mode):
+    return _pool_bwd(dA, A, mode=mode, **geo).block_until_ready()
+
+
+def _conv_static(A, W, hp):
+    geo = conv_geometry(A.shape, W.shape, hp)
+    return {"stride": geo.stride, "pad": geo.pad, "dilation": geo.dilation,
+            "groups": geo.groups}
+
+
+def _pool_static(A, hp):
+    geo = pool_geometry(A.shape, hp)
+    return {"f": geo.f, "stride": geo.stride, "pad": geo.pad, "dilation": geo.dilation}
 
 
 def prepare_args(op, args):
     """cnnext's arguments as the timed call's: device arrays (outside the
-    timing) and the static hyperparameters."""
+    timing) and the static geometry, normalised as cnnext does."""
     put = jax.device_put
     if op == "conv_fwd":
         A, W, b, hp = args
-        return (put(A), put(W), put(b), hp["stride"], hp["pad"])
+        return (put(A), put(W), put(b.reshape(1, 1, 1, -1)), _conv_static(A, W, hp))
     if op == "conv_bwd":
         dZ, (A, W, b, hp) = args
-        return (put(dZ), put(A), put(W), put(b), hp["stride"], hp["pad"])
+        return (put(dZ), put(A), put(W), put(b.reshape(1, 1, 1, -1)), _conv_static(A, W, hp))
     if op.endswith("fwd"):
         A, hp, mode = args
-        return (put(A), hp["f"], hp["stride"], mode)
+        return (put(A), _pool_static(A, hp), mode)
     dA, (A, hp), mode = args
-    return (put(dA), put(A), hp["f"], hp["stride"], mode)
+    return (put(dA), put(A), _pool_static(A, hp), mode)
 
 
 def to_cnnext(op, result):

@@ -5,6 +5,15 @@ backward ones. The functions take cnnext's arguments and return its results.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .geometry import is_assignment_geometry
+
+
+def supports(op, dtype, args=None):
+    """The assignment's geometry only (square filter, int stride and pad, one
+    group; pooling without padding): the rows of the whole geometry are left
+    out."""
+    return args is None or is_assignment_geometry(op, args)
+
 
 def _windows(A_pad, f, stride):
     """View (m, n_H, n_W, C, f, f) of every f x f window, ``stride`` apart."""

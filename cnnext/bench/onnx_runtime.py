@@ -2,7 +2,9 @@
 
 Each row builds a one-node ONNX graph (``Conv``, ``MaxPool`` or
 ``AveragePool``) with the ``onnx`` helper API and an inference session with
-``intra_op_num_threads`` = the benchmark's threads and sequential execution.
+``intra_op_num_threads`` = the benchmark's threads and sequential execution;
+the whole geometry goes into the node's attributes (pads [top, left,
+bottom, right], strides, dilations, group).
 Building the session, transposing the NHWC input to NCHW and the weights to
 (n_C, C, f, f) happen in :func:`prepare_args`, outside the timing, as an ONNX
 user feeds a model NCHW arrays; the timed call is ``session.run`` alone and
@@ -21,6 +23,8 @@ import onnx.numpy_helper
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from .geometry import conv_geometry, pool_geometry
+
 # Set by the benchmark (:func:`set_threads`) before any row is built.
 _threads = 1
 
@@ -31,9 +35,13 @@ def set_threads(n):
     _threads = int(n)
 
 
-def supports(op, dtype):
-    """Float32 forwards only."""
-    return dtype == "float32" and op in ("conv_fwd", "max_fwd", "avg_fwd")
+def supports(op, dtype, args=None):
+    """Float32 forwards only; no dilated AveragePool (opset 19's)."""
+    if dtype != "float32" or op not in ("conv_fwd", "max_fwd", "avg_fwd"):
+        return False
+    if args is None or op != "avg_fwd":
+        return True
+    return pool_geometry(args[0].shape, args[1]).dilation == (1, 1)
 
 
 def versions():
@@ -66,32 +74,46 @@ def _nchw(X):
     return np.ascontiguousarray(X.transpose(0, 3, 1, 2))
 
 
+def _pads(geo):
+    """ONNX's pads: [top, left, bottom, right]."""
+    t, b, l, r = geo.pad
+    return [t, l, b, r]
+
+
 def conv_session(A_prev, W, b, hparameters):
     """(session, feeds) of a Conv node; weights and bias are initializers."""
-    s, p = hparameters["stride"], hparameters["pad"]
+    geo = conv_geometry(A_prev.shape, W.shape, hparameters)
     m, H, Wd, C = A_prev.shape
-    f, n_C = W.shape[0], W.shape[3]
-    n_H, n_W = (H + 2 * p - f) // s + 1, (Wd + 2 * p - f) // s + 1
+    n_C = W.shape[3]
+    n_H, n_W = geo.out_hw
     weight = onnx.numpy_helper.from_array(_nchw_weight(W), "W")
-    bias = onnx.numpy_helper.from_array(np.ascontiguousarray(b.reshape(-1)), "B")
-    node = helper.make_node("Conv", ["X", "W", "B"], ["Y"], kernel_shape=[f, f],
-                            strides=[s, s], pads=[p, p, p, p])
+    inputs, inits = ["X", "W"], [weight]
+    if b is not None:
+        inputs.append("B")
+        inits.append(onnx.numpy_helper.from_array(np.ascontiguousarray(b.reshape(-1)), "B"))
+    node = helper.make_node("Conv", inputs, ["Y"], kernel_shape=list(geo.f),
+                            strides=list(geo.stride), pads=_pads(geo),
+                            dilations=list(geo.dilation), group=geo.groups)
     x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [m, C, H, Wd])
-    sess = _session(node, [x], (m, n_C, n_H, n_W), (weight, bias))
+    sess = _session(node, [x], (m, n_C, n_H, n_W), inits)
     return sess, {"X": _nchw(A_prev)}
 
 
 def _nchw_weight(W):
-    """(f, f, C, n_C) -> (n_C, C, f, f), contiguous."""
+    """(f_h, f_w, C / groups, n_C) -> (n_C, C / groups, f_h, f_w), contiguous."""
     return np.ascontiguousarray(W.transpose(3, 2, 0, 1))
 
 
 def pool_session(A_prev, hparameters, mode):
-    f, s = hparameters["f"], hparameters["stride"]
+    """(session, feeds) of a MaxPool (padding -inf) or AveragePool node
+    (count_include_pad=0: the padding excluded, as cnnext's default)."""
+    geo = pool_geometry(A_prev.shape, hparameters)
     m, H, Wd, C = A_prev.shape
-    n_H, n_W = (H - f) // s + 1, (Wd - f) // s + 1
+    n_H, n_W = geo.out_hw
+    extra = {"dilations": list(geo.dilation)} if mode == "max" else {"count_include_pad": 0}
     node = helper.make_node("MaxPool" if mode == "max" else "AveragePool", ["X"], ["Y"],
-                            kernel_shape=[f, f], strides=[s, s])
+                            kernel_shape=list(geo.f), strides=list(geo.stride),
+                            pads=_pads(geo), **extra)
     x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [m, C, H, Wd])
     return _session(node, [x], (m, C, n_H, n_W)), {"X": _nchw(A_prev)}
 

@@ -11,7 +11,8 @@ TOLERANCE = {"float32": 1e-3, "float64": 1e-9}
 COLUMNS = ("case", "op", "dtype", "cnnext ms", "torch ms", "torch/cnnext",
            "onnx ms", "onnx/cnnext", "jax ms", "jax/cnnext",
            "numpy ms", "seed ms (extrap.)", "seed us/out", "seed/cnnext",
-           "cnnext GFLOP/s", "cnnext % peak", "torch GFLOP/s", "scratch MiB", "leak")
+           "cnnext GFLOP/s", "cnnext % peak", "torch GFLOP/s", "cnnext GB/s", "cnnext % bw",
+           "scratch MiB", "leak")
 # What the command prints on stderr after each row.
 PROGRESS_COLUMNS = ("cnnext ms", "torch/cnnext", "onnx/cnnext", "jax/cnnext",
                     "seed/cnnext", "cnnext % peak")
@@ -26,7 +27,7 @@ def _fmt_load(load):
     return "n/a" if load is None else f"{load[0]:.2f}"
 
 
-def _header_lines(env, matmul):
+def _header_lines(env, matmul, bandwidth=None):
     """The header of a run: machine, versions, threads, OpenBLAS, matmul."""
     lines = [f"cnnext {env['cnnext']} benchmark, {env['date_utc']} UTC",
              f"machine: {env['cpu']}, {env['cpus_available']} CPUs available, "
@@ -60,12 +61,16 @@ def _header_lines(env, matmul):
     for dt, (n, g) in matmul.items():
         lines.append(f"matmul {n}x{n} @ {n}x{n} {dt} (numpy): {g:.1f} GFLOP/s = the peak "
                      f"that 'cnnext % peak' divides by ({env['threads']} threads)")
+    if bandwidth:
+        lines.append(f"memory copy of 256 MiB (numpy, {env['threads']} threads): "
+                     f"{bandwidth:.1f} GB/s read+written = the bandwidth that 'cnnext % bw' "
+                     "divides by")
     return lines
 
 
-def header_text(env, matmul, markdown=False):
+def header_text(env, matmul, markdown=False, bandwidth=None):
     """The header lines, as a markdown list with ``markdown``."""
-    lines = _header_lines(env, matmul)
+    lines = _header_lines(env, matmul, bandwidth)
     return "\n".join(f"- {h.strip()}" for h in lines) if markdown else "\n".join(lines)
 
 
@@ -118,6 +123,9 @@ def table_rows(results):
                     "-" if "cnnext_share_of_peak" not in r
                     else f"{r['cnnext_share_of_peak']:.0%}",
                     _fmt_gflops(g.get("torch")),
+                    _fmt_gflops(r.get("gbytes_per_s", {}).get("cnnext")),
+                    "-" if "cnnext_share_of_bandwidth" not in r
+                    else f"{r['cnnext_share_of_bandwidth']:.0%}",
                     f"{r['scratch_mib']:.1f}",
                     "SUSPECT" if leak["suspect"] else "no"))
     return out
@@ -137,8 +145,9 @@ def format_table(results, markdown=False):
     return "\n".join([fmt(COLUMNS), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
-def summary_lines(results, matmul):
-    """The run against the targets of issues 3 and 10, one line per target."""
+def summary_lines(results, matmul, bandwidth=None):
+    """The run against the targets of issues 3 and 10, one line per target;
+    the depthwise rows' memory traffic against the copy bandwidth."""
     lines = []
     for r in results:
         if r["kind"] == "conv" and r["case"] in RESNET_3X3 and r["dtype"] in matmul:
@@ -150,6 +159,15 @@ def summary_lines(results, matmul):
                             if "torch" in g else "")
                          + (" (target >= 85%)" if r["op"] == "conv_fwd"
                             and r["dtype"] == "float32" else ""))
+    for r in results:
+        if "gbytes_per_s" in r:
+            gb = r["gbytes_per_s"]
+            lines.append(f"{r['case']} {r['op'].replace('_', ' ')} {r['dtype']}: cnnext "
+                         f"{gb['cnnext']:.1f} GB/s"
+                         + (f" = {gb['cnnext'] / bandwidth:.0%} of the copy bandwidth"
+                            if bandwidth else "")
+                         + "".join(f", {n} {gb[n]:.1f}" for n in RIVALS if n in gb)
+                         + f" ({r['bytes'] / 1e6:.0f} MB read+written once each)")
     for rival in RIVALS:
         key = f"ratio_{rival}_over_cnnext"
         with_rival = [r for r in results if key in r]
@@ -192,7 +210,8 @@ def report_text(out, markdown=False, header=True):
     parts = []
     if header:
         matmul = {dt: (v["n"], v["gflops"]) for dt, v in out["matmul_gflops"].items()}
-        parts.append(header_text(out["environment"], matmul, markdown))
+        parts.append(header_text(out["environment"], matmul, markdown,
+                                 out.get("copy_bandwidth_gbs")))
     summary = out["summary"]
     env = out["environment"]
     parts += ["", format_table(out["rows"], markdown=markdown), "",

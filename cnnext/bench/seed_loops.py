@@ -12,6 +12,15 @@ import itertools
 
 import numpy as np
 
+from .geometry import is_assignment_geometry
+
+
+def supports(op, dtype, args=None):
+    """The assignment's geometry only (square filter, int stride and pad, one
+    group; pooling without padding): the rows of the whole geometry are left
+    out."""
+    return args is None or is_assignment_geometry(op, args)
+
 
 def subsample_rows(m, n_H, limit):
     """The first ``limit`` (example, output row) pairs, examples outermost.

@@ -1,6 +1,7 @@
 """Timing one row: calibrated samples with the contenders alternated, the
 check of each result against cnnext's, cnnext's scratch memory and a leak
 check; and the matmul that the GFLOP/s are compared with."""
+import concurrent.futures
 import gc
 import os
 import statistics
@@ -166,6 +167,12 @@ def run_row(row, cfg):
             res[f"ratio_{other}_over_cnnext"] = med[other] / c
     if "seed" in med:
         res["ratio_seed_over_cnnext"] = res["seed_s_extrapolated"] / c
+    if row.bytes:
+        res["bytes"] = row.bytes
+        res["gbytes_per_s"] = {n: row.bytes / med[n] / 1e9 for n in med if n != "seed"}
+        bw = getattr(cfg, "bandwidth_gbs", None)
+        if bw:
+            res["cnnext_share_of_bandwidth"] = res["gbytes_per_s"]["cnnext"] / bw
     if row.flops:
         res["gflops"] = {n: row.flops / med[n] / 1e9 for n in med if n != "seed"}
         peak = cfg.peak_gflops.get(row.dtype)
@@ -219,3 +226,20 @@ def matmul_gflops(dtype, n, repeats):
     np.matmul(a, b, out=c)
     t = min(_timed(lambda: np.matmul(a, b, out=c), 1) for _ in range(max(3, repeats)))
     return 2.0 * n ** 3 / t / 1e9
+
+
+def copy_bandwidth_gbs(threads, repeats, mib=256):
+    """GB/s (bytes read + written) of copying ``mib`` MiB, far past the
+    caches, split into ``threads`` chunks copied at once (numpy releases
+    the GIL): the best of ``repeats``, the memory bandwidth the depthwise
+    rows' GB/s are a share of."""
+    n = mib * 2**20 // 8
+    src, dst = np.ones(n), np.empty(n)
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+    parts = [(dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        def copy():
+            list(pool.map(lambda p: np.copyto(*p), parts))
+        copy()
+        t = min(_timed(copy, 1) for _ in range(max(3, repeats)))
+    return 2.0 * src.nbytes / t / 1e9
