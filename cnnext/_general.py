@@ -82,11 +82,21 @@ def _phases(geo):
             for p in range(min(d_h, n_H)) for q in range(min(d_w, n_W))]
 
 
+def _uneven_pad_suits(geo, W):
+    """The assignment's geometry but for uneven padding ('same' with an even
+    filter): the compiled kernels on the padded copy, with pad 0."""
+    return (geo.dilation == (1, 1) and geo.stride[0] == geo.stride[1] and geo.groups == 1
+            and W.shape[0] == W.shape[1])
+
+
 def conv_forward(A, W, b, geo, dtype):
     m, _, _, C = A.shape
     f_h, f_w, C_g, n_C = W.shape
     G, n_C_g = geo.groups, n_C // geo.groups
     padded = _padded(A, geo.pad, 0, dtype)
+    if _uneven_pad_suits(geo, W):
+        from . import conv_forward as square_conv_forward
+        return square_conv_forward(padded, W, b, {"stride": geo.stride[0], "pad": 0})[0]
     if _phases_suit(geo, W):
         from . import conv_forward as square_conv_forward
         Z = np.empty((m, *geo.out_hw, n_C), dtype=dtype)
@@ -129,6 +139,11 @@ def conv_backward(A, W, dZ, geo, dtype):
     G, n_C_g = geo.groups, n_C // geo.groups
     top, _, left, _ = geo.pad
     padded = _padded(A, geo.pad, 0, dtype)
+    if _uneven_pad_suits(geo, W):
+        from . import conv_backward as square_conv_backward
+        d_padded, dW, _ = square_conv_backward(dZ, (padded, W, None,
+                                                    {"stride": geo.stride[0], "pad": 0}))
+        return d_padded[:, top:top + H, left:left + Wd], dW
     d_padded = np.zeros_like(padded)
     if _phases_suit(geo, W):
         from . import conv_backward as square_conv_backward

@@ -56,9 +56,12 @@ def geometry(in_hw, f, stride, pad, dilation, groups=1):
         pad = (0, 0, 0, 0)
     out_hw = (output_size(in_hw[0], f[0], pad[0], pad[1], stride[0], dilation[0]),
               output_size(in_hw[1], f[1], pad[2], pad[3], stride[1], dilation[1]))
-    # With one window along an axis its stride is never taken: 1 then, so
-    # that a stride past the input (up to sys.maxsize) overflows no index.
-    stride = tuple(1 if n == 1 else s for n, s in zip(out_hw, stride))
+    # With one window along an axis its stride is never taken: capped at the
+    # padded length then (still one window), so that a stride up to
+    # sys.maxsize overflows no index.
+    padded = (in_hw[0] + pad[0] + pad[1], in_hw[1] + pad[2] + pad[3])
+    stride = tuple(min(s, max(n_pad, 1)) if n == 1 else s
+                   for n, s, n_pad in zip(out_hw, stride, padded))
     square = (f[0] == f[1] and stride[0] == stride[1] and pad[0] == pad[1] == pad[2] == pad[3]
               and tuple(dilation) == (1, 1) and groups == 1)
     return Geometry(tuple(f), stride, tuple(pad), tuple(dilation), groups, out_hw, square)
