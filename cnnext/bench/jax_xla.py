@@ -82,7 +82,7 @@ def _pool(A, f, stride, pad, dilation, mode):
         return sums / (f[0] * f[1])
     # cnnext's average: divided by the input entries of each window (a
     # constant of the static geometry).
-    geo = Geometry(f, stride, pad, dilation, 1, sums.shape[1:3])
+    geo = Geometry(f, stride, pad, dilation, 1, sums.shape[1:3], False)
     counts = pool_counts(A.shape, geo).astype(A.dtype)
     return sums / counts[:, :, None]
 
