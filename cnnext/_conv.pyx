@@ -501,7 +501,9 @@ def conv_forward(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad, p
             # while this call's Z is still in cache
             np.add(Z2[row0:row1], bias, out=Z2[row0:row1])
 
-    run_parts(pixel_calls, -(-pixels // chunk), plan.parts, calls_blas=True)
+    # (pixels + chunk - 1) // chunk, not -(-pixels // chunk): with cdivision
+    # C's division truncates, and that dropped the last, partial call.
+    run_parts(pixel_calls, (pixels + chunk - 1) // chunk, plan.parts, calls_blas=True)
 
 
 def _forward_direct(A, W2, b, Z, Py_ssize_t f, Py_ssize_t stride, Py_ssize_t pad,

@@ -77,6 +77,28 @@ for dtype in (np.float32, np.float64):
     pool_case((0, 4, 4, 2), 2, 2, "average", dtype)     # empty batch
     # Ties in max pooling: every tied entry gets the gradient.
     pool_case((1, 5, 5, 2), 2, 2, "max", dtype, ties=True)
+    # The whole geometry (issue 12): the depthwise kernels (channel blocks of
+    # 64 and a partial one, strides, dilation, 'same'), uneven padding and
+    # dilated phases on the compiled kernels, padded pooling.
+    for shape, hp in (((2, 7, 6, 70), {"stride": 1, "pad": 1}),
+                      ((1, 9, 8, 5), {"stride": 2, "pad": "same", "dilation": 2}),
+                      ((1, 6, 7, 64), {"stride": (2, 1), "pad": (0, 1, 2, 1)})):
+        A = rng.standard_normal(shape).astype(dtype)
+        W = rng.standard_normal((3, 3, 1, shape[3])).astype(dtype)
+        Z, cache = cnnext.conv_forward(A, W, None, dict(hp, groups=shape[3]))
+        cnnext.conv_backward(np.ones_like(Z), cache)
+        calls += 2
+    A = rng.standard_normal((2, 9, 9, 3)).astype(dtype)
+    for W_shape, hp in (((4, 4, 3, 5), {"stride": 1, "pad": "same"}),
+                        ((3, 3, 3, 4), {"stride": 1, "pad": 2, "dilation": 2})):
+        Z, cache = cnnext.conv_forward(A, rng.standard_normal(W_shape).astype(dtype),
+                                       None, hp)
+        cnnext.conv_backward(np.ones_like(Z), cache)
+        calls += 2
+    for mode in ("max", "average"):
+        out, cache = cnnext.pool_forward(A, {"f": 3, "stride": 2, "pad": "same"}, mode)
+        cnnext.pool_backward(np.ones_like(out), cache, mode)
+        calls += 2
 
 x = rng.standard_normal((1, 4, 4, 3))
 cnnext.zero_pad(x, 2)

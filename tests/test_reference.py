@@ -522,3 +522,21 @@ if given is not None:
         assert_close(out, ref.pool_forward(A, hp, mode))
         assert_close(cnnext.pool_backward(dA, cache, mode=mode),
                      ref.pool_backward(dA, (A, hp), mode))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, n_C", [((2, 32, 32, 72), 4), ((2, 32, 32, 80), 16),
+                                        ((3, 17, 19, 72), 8)])
+def test_im2row_gemm_calls_cover_every_output_row(shape, n_C, dtype, ref, assert_close):
+    """Wide layers whose im2row scratch splits the pixels into calls with a
+    partial last one: the last call used to be dropped (a C-division ceiling),
+    leaving those output rows uninitialised (found by valgrind)."""
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal(shape).astype(dtype)
+    W = rng.standard_normal((3, 3, shape[3], n_C)).astype(dtype)
+    b = rng.standard_normal((1, 1, 1, n_C)).astype(dtype)
+    hp = {"stride": 1, "pad": 1}
+    assert _plan.plan_conv_forward(A.shape, W.shape, 1, 1, cnnext.get_num_threads()).path in (
+        "im2row", "direct", "planar")
+    Z, _ = cnnext.conv_forward(A, W, b, hp)
+    assert_close(Z, ref.conv_forward(A, W, b, hp))
