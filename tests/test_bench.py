@@ -621,7 +621,9 @@ def test_pool_contenders_with_padding_the_benchmark_has_no_row_of(hp):
     here = _all_contenders()
     for op in cases.POOL_OPS:
         row = cases.Row("pool", "x", op, "float64", here, spec=((2, 9, 8, 3), hp))
-        assert len(row.fns) >= 2 and "seed" not in row.fns
+        assert "cnnext" in row.fns and "seed" not in row.fns and "numpy" not in row.fns
+        if len(row.fns) < 2:
+            pytest.skip("needs PyTorch or JAX, the contenders that run padded pooling")
         ref = row.fns["cnnext"]()
         for n, fn in row.fns.items():
             got = fn()
