@@ -209,15 +209,20 @@ def _conv_geometry(A_prev, W, b, hparameters):
     return A, W, _conv_bias(b, n_C), geo, (m, n_H, n_W, n_C)
 
 
-def _general_conv_geometry(A_shape, W_shape, hparameters):
-    keys = ", ".join(map(repr, _CONV_KEYS))
+def _check_keys(hparameters, known, required, who):
+    """hparameters is a mapping of known keys holding every required one."""
+    keys = ", ".join(map(repr, known))
     _check_mapping(hparameters, keys)
-    _check_known_keys(hparameters, _CONV_KEYS, "conv_forward")
-    for key in ("stride", "pad"):
+    _check_known_keys(hparameters, known, who)
+    for key in required:
         if key not in hparameters:
             raise ValueError(f"hparameters is missing the key {key!r} needed by "
-                             f"conv_forward (known keys {keys}); got keys "
+                             f"{who} (known keys {keys}); got keys "
                              f"{sorted(map(str, hparameters))}")
+
+
+def _general_conv_geometry(A_shape, W_shape, hparameters):
+    _check_keys(hparameters, _CONV_KEYS, ("stride", "pad"), "conv_forward")
     stride = _pair(hparameters, "stride", 1)
     dilation = _pair(hparameters, "dilation", 1, default=1)
     pad = _padding(hparameters)
@@ -266,14 +271,7 @@ def _pool_geometry(A_prev, hparameters, mode="max"):
         n_H, n_W = geo.out_hw
         return A, geo, (m, n_H, n_W, C), False
     else:
-        keys = ", ".join(map(repr, _POOL_KEYS))
-        _check_mapping(hparameters, keys)
-        _check_known_keys(hparameters, _POOL_KEYS, "pool_forward")
-        for key in ("f", "stride"):
-            if key not in hparameters:
-                raise ValueError(f"hparameters is missing the key {key!r} needed by "
-                                 f"pool_forward (known keys {keys}); got keys "
-                                 f"{sorted(map(str, hparameters))}")
+        _check_keys(hparameters, _POOL_KEYS, ("f", "stride"), "pool_forward")
         count_include_pad = hparameters.get("count_include_pad", False)
         if not isinstance(count_include_pad, (bool, np.bool_)):
             raise TypeError(f"hparameters['count_include_pad'] must be True or False; got "
