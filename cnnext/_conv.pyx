@@ -98,18 +98,24 @@ cdef extern from "_conv_direct.h" nogil:
 
 cdef extern from "_depthwise.h" nogil:
     void cnx_depthwise_select(int level)
-    void cnx_depthwise_forward_f(const float* a, Py_ssize_t Wp, Py_ssize_t C, const float* w,
-                                 const float* bias, const Py_ssize_t* geom, Py_ssize_t n_H,
-                                 Py_ssize_t n_W, float* z)
-    void cnx_depthwise_forward_d(const double* a, Py_ssize_t Wp, Py_ssize_t C, const double* w,
-                                 const double* bias, const Py_ssize_t* geom, Py_ssize_t n_H,
-                                 Py_ssize_t n_W, double* z)
-    void cnx_depthwise_backward_f(const float* a, Py_ssize_t Wp, Py_ssize_t C, const float* w,
-                                  const Py_ssize_t* geom, Py_ssize_t n_H, Py_ssize_t n_W,
-                                  const float* dz, float* da, float* dw)
-    void cnx_depthwise_backward_d(const double* a, Py_ssize_t Wp, Py_ssize_t C,
-                                  const double* w, const Py_ssize_t* geom, Py_ssize_t n_H,
-                                  Py_ssize_t n_W, const double* dz, double* da, double* dw)
+    void cnx_depthwise_forward_f(const float* a, Py_ssize_t H, Py_ssize_t Wd, Py_ssize_t C,
+                                 const float* w, const float* bias, const Py_ssize_t* geom,
+                                 Py_ssize_t n_H, Py_ssize_t n_W, float* z)
+    void cnx_depthwise_forward_d(const double* a, Py_ssize_t H, Py_ssize_t Wd, Py_ssize_t C,
+                                 const double* w, const double* bias, const Py_ssize_t* geom,
+                                 Py_ssize_t n_H, Py_ssize_t n_W, double* z)
+    void cnx_depthwise_input_grad_f(const float* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                    Py_ssize_t C, const float* w, const Py_ssize_t* geom,
+                                    Py_ssize_t H, Py_ssize_t Wd, float* da)
+    void cnx_depthwise_input_grad_d(const double* dz, Py_ssize_t n_H, Py_ssize_t n_W,
+                                    Py_ssize_t C, const double* w, const Py_ssize_t* geom,
+                                    Py_ssize_t H, Py_ssize_t Wd, double* da)
+    void cnx_depthwise_weight_grad_f(const float* a, Py_ssize_t H, Py_ssize_t Wd, Py_ssize_t C,
+                                     const float* dz, const Py_ssize_t* geom, Py_ssize_t n_H,
+                                     Py_ssize_t n_W, float* dw)
+    void cnx_depthwise_weight_grad_d(const double* a, Py_ssize_t H, Py_ssize_t Wd,
+                                     Py_ssize_t C, const double* dz, const Py_ssize_t* geom,
+                                     Py_ssize_t n_H, Py_ssize_t n_W, double* dw)
 
 
 def select_level(int level):
@@ -118,15 +124,16 @@ def select_level(int level):
     cnx_depthwise_select(level)
 
 
-def depthwise_forward(const floating[:, :, :, ::1] A_pad, floating[:, :, :, ::1] Z,
+def depthwise_forward(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] Z,
                       const floating[:, :, ::1] W, const floating[::1] bias,
                       Py_ssize_t f_h, Py_ssize_t f_w, Py_ssize_t s_h, Py_ssize_t s_w,
-                      Py_ssize_t d_h, Py_ssize_t d_w):
-    """Z[i] = the depthwise convolution of the padded image A_pad[i] by W
-    (f_h, f_w, C), plus bias (C,) unless it is None (_depthwise.h)."""
-    cdef Py_ssize_t geom[6]
-    geom[:] = [f_h, f_w, s_h, s_w, d_h, d_w]
-    cdef Py_ssize_t i, C = A_pad.shape[3], Wp = A_pad.shape[2]
+                      Py_ssize_t d_h, Py_ssize_t d_w, Py_ssize_t top, Py_ssize_t left):
+    """Z[i] = the depthwise convolution of image A[i], zero-padded by `top`
+    rows and `left` columns before it (and as many after as Z's size needs),
+    by W (f_h, f_w, C), plus bias (C,) unless it is None (_depthwise.h)."""
+    cdef Py_ssize_t geom[8]
+    geom[:] = [f_h, f_w, s_h, s_w, d_h, d_w, top, left]
+    cdef Py_ssize_t i, H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
     cdef const floating* b = NULL
     if bias is not None:
         b = &bias[0]
@@ -135,35 +142,42 @@ def depthwise_forward(const floating[:, :, :, ::1] A_pad, floating[:, :, :, ::1]
     with nogil:
         for i in range(Z.shape[0]):
             if floating is float:
-                cnx_depthwise_forward_f(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], b, geom,
+                cnx_depthwise_forward_f(&A[i, 0, 0, 0], H, Wd, C, &W[0, 0, 0], b, geom,
                                         Z.shape[1], Z.shape[2], &Z[i, 0, 0, 0])
             else:
-                cnx_depthwise_forward_d(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], b, geom,
+                cnx_depthwise_forward_d(&A[i, 0, 0, 0], H, Wd, C, &W[0, 0, 0], b, geom,
                                         Z.shape[1], Z.shape[2], &Z[i, 0, 0, 0])
 
 
-def depthwise_backward(const floating[:, :, :, ::1] A_pad, const floating[:, :, :, ::1] dZ,
-                       floating[:, :, :, ::1] dA_pad, floating[:, :, :, ::1] dW_per_image,
+def depthwise_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] dZ,
+                       floating[:, :, :, ::1] dA, floating[:, :, :, ::1] dW_per_image,
                        const floating[:, :, ::1] W, Py_ssize_t f_h, Py_ssize_t f_w,
-                       Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t d_h, Py_ssize_t d_w):
-    """dA_pad[i] += image i's input gradient, dW_per_image[i] = its weight
-    gradient (both zeroed by the caller), which sums them in image order so
-    that dW is the same at any thread count."""
-    cdef Py_ssize_t geom[6]
-    geom[:] = [f_h, f_w, s_h, s_w, d_h, d_w]
-    cdef Py_ssize_t i, C = A_pad.shape[3], Wp = A_pad.shape[2]
-    if C == 0 or dZ.shape[0] == 0 or dZ.shape[1] == 0 or dZ.shape[2] == 0:
+                       Py_ssize_t s_h, Py_ssize_t s_w, Py_ssize_t d_h, Py_ssize_t d_w,
+                       Py_ssize_t top, Py_ssize_t left):
+    """dA[i] = image i's input gradient (every entry written), dW_per_image[i]
+    += its weight gradient (zeroed by the caller, which sums them in image
+    order so that dW is the same at any thread count)."""
+    cdef Py_ssize_t geom[8]
+    geom[:] = [f_h, f_w, s_h, s_w, d_h, d_w, top, left]
+    cdef Py_ssize_t i, H = A.shape[1], Wd = A.shape[2], C = A.shape[3]
+    cdef Py_ssize_t n_H = dZ.shape[1], n_W = dZ.shape[2]
+    if C == 0 or dA.shape[0] == 0 or H == 0 or Wd == 0:
+        return
+    if n_H == 0 or n_W == 0:
+        dA[...] = 0
         return
     with nogil:
-        for i in range(dZ.shape[0]):
+        for i in range(dA.shape[0]):
             if floating is float:
-                cnx_depthwise_backward_f(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], geom,
-                                         dZ.shape[1], dZ.shape[2], &dZ[i, 0, 0, 0],
-                                         &dA_pad[i, 0, 0, 0], &dW_per_image[i, 0, 0, 0])
+                cnx_depthwise_input_grad_f(&dZ[i, 0, 0, 0], n_H, n_W, C, &W[0, 0, 0], geom,
+                                           H, Wd, &dA[i, 0, 0, 0])
+                cnx_depthwise_weight_grad_f(&A[i, 0, 0, 0], H, Wd, C, &dZ[i, 0, 0, 0], geom,
+                                            n_H, n_W, &dW_per_image[i, 0, 0, 0])
             else:
-                cnx_depthwise_backward_d(&A_pad[i, 0, 0, 0], Wp, C, &W[0, 0, 0], geom,
-                                         dZ.shape[1], dZ.shape[2], &dZ[i, 0, 0, 0],
-                                         &dA_pad[i, 0, 0, 0], &dW_per_image[i, 0, 0, 0])
+                cnx_depthwise_input_grad_d(&dZ[i, 0, 0, 0], n_H, n_W, C, &W[0, 0, 0], geom,
+                                           H, Wd, &dA[i, 0, 0, 0])
+                cnx_depthwise_weight_grad_d(&A[i, 0, 0, 0], H, Wd, C, &dZ[i, 0, 0, 0], geom,
+                                            n_H, n_W, &dW_per_image[i, 0, 0, 0])
 
 
 # Scratch budget of one im2row chunk; a few MiB keep the rows in L2/L3 cache

@@ -19,32 +19,8 @@
 
 #include <stddef.h>
 #include "_dispatch.h"
+#include "_vectors.h"
 
-/* GCC vectors of 64, 32 and 16 bytes: one register of AVX-512, AVX2 and
- * SSE2 / NEON. aligned(sizeof(T)) lets them load from any element address. */
-typedef float cnx_vec_f_64 __attribute__((vector_size(64), aligned(4)));
-typedef float cnx_vec_f_32 __attribute__((vector_size(32), aligned(4)));
-typedef float cnx_vec_f_16 __attribute__((vector_size(16), aligned(4)));
-typedef double cnx_vec_d_64 __attribute__((vector_size(64), aligned(8)));
-typedef double cnx_vec_d_32 __attribute__((vector_size(32), aligned(8)));
-typedef double cnx_vec_d_16 __attribute__((vector_size(16), aligned(8)));
-
-/* The callers pad channel axes to the widest level's vector (16 floats, 8
- * doubles), or to half of it for layers with few output channels, where a
- * full vector would be mostly padding: every level's vectors divide these,
- * so one layout serves all levels. (Results differ between levels in the
- * last bits: the baseline has no fused multiply-add.) */
-enum { CNX_VL_f = 16, CNX_VL_d = 8, CNX_HALF_VL_f = 8, CNX_HALF_VL_d = 4 };
-
-/* One level's vectors (CNX_VEC(f): its full vector of floats; CNX_HALF(f)
- * the one for the half-padded layouts) and tile sizes: CNX_TILE(wide,
- * narrow) is `wide` on levels with 32 vector registers (AVX-512, NEON) and
- * `narrow` on those with 16 (AVX2, SSE2), whose tiles hold half the sums so
- * that they do not spill. _per_isa.h sets the CNX_ISA_* numbers. */
-#define CNX_VEC(S) CNX_PASTE(cnx_vec_##S, CNX_ISA_VECTOR_BYTES)
-#define CNX_HALF(S) CNX_PASTE(cnx_vec_##S, CNX_ISA_HALF_BYTES)
-#define CNX_LANES(T, BYTES) ((BYTES) / (int)sizeof(T))
-#define CNX_TILE(wide, narrow) (CNX_ISA_VECTOR_REGS >= 32 ? (wide) : (narrow))
 
 /* One tile: PIX output pixels of a row x NB vectors of output channels
  * from channel nb, summed over the whole window in PIX * NB vector registers.
@@ -149,8 +125,6 @@ static void CNX_ISA(NAME)(                                                      
 
 /* Pixels (or window positions) per tile with 1, 2 and 4 vectors of
  * output channels: 12, 12, 6 fill 24 of AVX-512's 32 registers. */
-#define CNX_FULL_LANES(T) CNX_LANES(T, CNX_ISA_VECTOR_BYTES)
-#define CNX_HALF_LANES(T) CNX_LANES(T, CNX_ISA_HALF_BYTES)
 #define CNX_CONV_DIRECT_KERNELS \
     CNX_DEFINE_CONV_DIRECT(float, cnx_conv_direct_row_f, CNX_VEC(f), CNX_FULL_LANES(float), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \
     CNX_DEFINE_CONV_DIRECT(double, cnx_conv_direct_row_d, CNX_VEC(d), CNX_FULL_LANES(double), 12, CNX_TILE(12, 6), CNX_TILE(6, 3)) \

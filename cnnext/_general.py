@@ -9,7 +9,9 @@ Python loop runs over pixels. Convolutions gather those views into an
 im2row matrix for one GEMM per group (in blocks of images, to bound the
 scratch memory), except depthwise ones (one input channel per group): those
 with one filter per channel (MobileNet's) run on compiled kernels
-(``_depthwise.h``), with a channel multiplier they add tap after tap. The arguments are validated (``_validation``);
+(``_depthwise.h``) that skip the padding's taps rather than copy the input,
+with a channel multiplier they add tap after tap. The arguments are
+validated (``_validation``);
 ``geo`` is their :class:`~cnnext._geometry.Geometry`.
 """
 import numpy as np
@@ -62,7 +64,8 @@ def _is_depthwise(geo, C):
 
 
 def _geometry_args(geo):
-    return (*geo.f, *geo.stride, *geo.dilation)
+    top, _, left, _ = geo.pad
+    return (*geo.f, *geo.stride, *geo.dilation, top, left)
 
 
 def _phases_suit(geo, W):
@@ -93,6 +96,13 @@ def conv_forward(A, W, b, geo, dtype):
     m, _, _, C = A.shape
     f_h, f_w, C_g, n_C = W.shape
     G, n_C_g = geo.groups, n_C // geo.groups
+    if _is_depthwise(geo, C) and n_C == C:  # the kernels pad implicitly
+        Z = np.empty((m, *geo.out_hw, n_C), dtype=dtype)
+        bias = None if b is None else np.ascontiguousarray(b.reshape(n_C))
+        for_batch(_specialized(_conv.depthwise_forward, dtype), (np.ascontiguousarray(A), Z),
+                  (np.ascontiguousarray(W.reshape(f_h, f_w, C)), bias, *_geometry_args(geo)),
+                  Z.size * f_h * f_w)
+        return Z
     padded = _padded(A, geo.pad, 0, dtype)
     if _uneven_pad_suits(geo, W):
         from . import conv_forward as square_conv_forward
@@ -103,13 +113,6 @@ def conv_forward(A, W, b, geo, dtype):
         for rows, cols in _phases(geo):
             Z[:, rows, cols] = square_conv_forward(padded[:, rows, cols], W, b,
                                                    {"stride": 1, "pad": 0})[0]
-        return Z
-    if _is_depthwise(geo, C) and n_C == C:
-        Z = np.empty((m, *geo.out_hw, n_C), dtype=dtype)
-        bias = None if b is None else np.ascontiguousarray(b.reshape(n_C))
-        for_batch(_specialized(_conv.depthwise_forward, dtype), (padded, Z),
-                  (np.ascontiguousarray(W.reshape(f_h, f_w, C)), bias, *_geometry_args(geo)),
-                  Z.size * f_h * f_w)
         return Z
     Z = np.zeros((m, *geo.out_hw, n_C), dtype=dtype)
     if _is_depthwise(geo, C):
@@ -138,6 +141,14 @@ def conv_backward(A, W, dZ, geo, dtype):
     f_h, f_w, C_g, n_C = W.shape
     G, n_C_g = geo.groups, n_C // geo.groups
     top, _, left, _ = geo.pad
+    if _is_depthwise(geo, C) and n_C == C:  # the kernels pad implicitly
+        dA = np.empty(A.shape, dtype=dtype)
+        dW_per_image = np.zeros((m, f_h, f_w, C), dtype=dtype)
+        for_batch(_specialized(_conv.depthwise_backward, dtype),
+                  (np.ascontiguousarray(A), np.ascontiguousarray(dZ), dA, dW_per_image),
+                  (np.ascontiguousarray(W.reshape(f_h, f_w, C)), *_geometry_args(geo)),
+                  dZ.size * f_h * f_w)
+        return dA, dW_per_image.sum(axis=0).reshape(W.shape)
     padded = _padded(A, geo.pad, 0, dtype)
     if _uneven_pad_suits(geo, W):
         from . import conv_backward as square_conv_backward
@@ -154,14 +165,6 @@ def conv_backward(A, W, dZ, geo, dtype):
                 np.ascontiguousarray(dZ[:, rows, cols]), (phase, W, None, {"stride": 1, "pad": 0}))
             d_padded[:, rows, cols] = d_phase
             dW += dW_phase
-        return d_padded[:, top:top + H, left:left + Wd], dW
-    if _is_depthwise(geo, C) and n_C == C:
-        dW_per_image = np.zeros((m, f_h, f_w, C), dtype=dtype)
-        for_batch(_specialized(_conv.depthwise_backward, dtype),
-                  (padded, np.ascontiguousarray(dZ), d_padded, dW_per_image),
-                  (np.ascontiguousarray(W.reshape(f_h, f_w, C)), *_geometry_args(geo)),
-                  dZ.size * f_h * f_w)
-        dW = dW_per_image.sum(axis=0).reshape(W.shape)
         return d_padded[:, top:top + H, left:left + Wd], dW
     dW = np.zeros(W.shape, dtype=dtype)
     if _is_depthwise(geo, C):

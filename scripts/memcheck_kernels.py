@@ -77,14 +77,20 @@ for dtype in (np.float32, np.float64):
     pool_case((0, 4, 4, 2), 2, 2, "average", dtype)     # empty batch
     # Ties in max pooling: every tied entry gets the gradient.
     pool_case((1, 5, 5, 2), 2, 2, "max", dtype, ties=True)
-    # The whole geometry (issue 12): the depthwise kernels (channel blocks of
-    # 64 and a partial one, strides, dilation, 'same'), uneven padding and
-    # dilated phases on the compiled kernels, padded pooling.
-    for shape, hp in (((2, 7, 6, 70), {"stride": 1, "pad": 1}),
-                      ((1, 9, 8, 5), {"stride": 2, "pad": "same", "dilation": 2}),
-                      ((1, 6, 7, 64), {"stride": (2, 1), "pad": (0, 1, 2, 1)})):
+    # The whole geometry (issue 12): the depthwise kernels, their padding
+    # implicit (interior strips, 4-, 2-, 1-pixel tiles, the 3-wide tile and
+    # the general one, border pixels, channels past the last vector, windows
+    # of more than 64 taps, rows wholly in the padding, strides, dilation),
+    # uneven padding and dilated phases on the compiled kernels, padded pooling.
+    for shape, f, hp in (((2, 7, 6, 70), 3, {"stride": 1, "pad": 1}),
+                         ((1, 9, 8, 5), 3, {"stride": 2, "pad": "same", "dilation": 2}),
+                         ((1, 6, 7, 64), 3, {"stride": (2, 1), "pad": (0, 1, 2, 1)}),
+                         ((1, 5, 25, 40), 3, {"stride": 1, "pad": 1}),
+                         ((1, 8, 21, 16), 5, {"stride": 1, "pad": (1, 2)}),
+                         ((1, 10, 10, 9), 9, {"stride": 1, "pad": 4}),
+                         ((1, 4, 5, 8), 3, {"stride": 1, "pad": 5})):
         A = rng.standard_normal(shape).astype(dtype)
-        W = rng.standard_normal((3, 3, 1, shape[3])).astype(dtype)
+        W = rng.standard_normal((f, f, 1, shape[3])).astype(dtype)
         Z, cache = cnnext.conv_forward(A, W, None, dict(hp, groups=shape[3]))
         cnnext.conv_backward(np.ones_like(Z), cache)
         calls += 2

@@ -328,6 +328,47 @@ def test_a_stride_past_the_input_takes_one_window():
     assert cnnext.conv_backward(np.ones_like(Z), cache)[0].shape == A.shape
 
 
+# Depthwise layers (one filter per channel) whose shapes reach every path of
+# the depthwise kernels: interior tiles and the border pixels, channels past
+# the last full vector (8 doubles, 16 floats), windows of more than 64 taps,
+# rows and columns whose windows lie wholly in the padding, windows longer
+# than the image, strides and dilations per axis.
+DEPTHWISE_CASES = [
+    ((2, 20, 23, 17), (3, 3), {"stride": 1, "pad": 1}),
+    ((1, 19, 30, 40), (3, 3), {"stride": 2, "pad": "same"}),
+    ((1, 12, 14, 24), (3, 3), {"stride": (1, 2), "pad": (2, 0, 1, 3), "dilation": (2, 1)}),
+    ((1, 13, 12, 9), (9, 9), {"stride": 1, "pad": 4}),                 # 81 taps
+    ((1, 6, 7, 5), (3, 3), {"stride": 1, "pad": 5}),                   # rows of padding only
+    ((1, 4, 5, 16), (7, 7), {"stride": (1, 3), "pad": 3}),             # window > image
+    ((2, 17, 17, 32), (1, 7), {"stride": 1, "pad": (0, 3)}),
+    ((1, 10, 31, 3), (5, 3), {"stride": 3, "pad": (2, 1, 0, 2), "dilation": (1, 3)}),
+    ((1, 9, 9, 1), (3, 3), {"stride": 1, "pad": 0}),
+    ((1, 12, 20, 24), (3, 3), {"stride": 1, "pad": 1}),                # strips, then 2 pixels
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", ["1d", "none"])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[str(i) for i in range(len(DEPTHWISE_CASES))])
+def test_depthwise_kernels_match_the_reference(case, bias, dtype):
+    A_shape, f, hp = case
+    C = A_shape[3]
+    hp = {**hp, "groups": C}
+    A, W, b, _ = _data((A_shape, (*f, 1, C), hp), dtype, bias=bias, seed=5)
+    stride, pad, dilation = explicit_geometry(hp, A.shape[1:3], f)
+    Z, cache = cnnext.conv_forward(A, W, b, hp)
+    assert_close(Z, ref_conv_general(A, W, b, stride, pad, dilation, C))
+    dZ = np.random.default_rng(6).standard_normal(Z.shape).astype(dtype)
+    dA, dW, db = cnnext.conv_backward(dZ, cache)
+    ref_dA, ref_dW, ref_db = ref_conv_general_backward(A, W, dZ, stride, pad, dilation, C)
+    assert_close(dA, ref_dA)
+    assert_close(dW, ref_dW)
+    if b is None:
+        assert db is None
+    else:
+        assert_close(db, ref_db.reshape(b.shape))
+
+
 def test_depthwise_weight_gradient_is_the_same_at_any_thread_count():
     rng = np.random.default_rng(14)
     A = rng.standard_normal((6, 20, 20, 32)).astype(np.float32)
