@@ -122,6 +122,52 @@ static void CNX_ISA(cnx_dw_taps_sum_##SUFFIX)(                                  
     }                                                                                  \
 }                                                                                      \
                                                                                        \
+/* A pixel's valid taps, listed (offsets into src and w) and summed into out      \
+ * CNX_DW_MAX_TAPS at a time: the per-pixel path of the forward and of the            \
+ * input gradient. `start` is what the sum starts from: the bias (or NULL) at         \
+ * first, `out` once a full list has been summed. */                                  \
+typedef struct {                                                                       \
+    const T *src, *w, *start;                                                          \
+    T *out;                                                                            \
+    ptrdiff_t c0, C, n, src_at[CNX_DW_MAX_TAPS], w_at[CNX_DW_MAX_TAPS];                \
+} CNX_ISA(cnx_dw_taps_##SUFFIX);                                                       \
+                                                                                       \
+/* An empty list (its offset arrays are left unset: they are written before          \
+ * they are read, and zeroing them would cost each border pixel 1 KiB). */             \
+static inline void CNX_ISA(cnx_dw_taps_begin_##SUFFIX)(                                \
+        CNX_ISA(cnx_dw_taps_##SUFFIX) *taps, const T *src, const T *w, const T *start, \
+        T *out, ptrdiff_t c0, ptrdiff_t C)                                             \
+{                                                                                      \
+    taps->src = src;                                                                   \
+    taps->w = w;                                                                       \
+    taps->start = start;                                                               \
+    taps->out = out;                                                                   \
+    taps->c0 = c0;                                                                     \
+    taps->C = C;                                                                       \
+    taps->n = 0;                                                                       \
+}                                                                                      \
+                                                                                       \
+static inline void CNX_ISA(cnx_dw_taps_add_##SUFFIX)(                                  \
+        CNX_ISA(cnx_dw_taps_##SUFFIX) *taps, ptrdiff_t src_at, ptrdiff_t w_at)         \
+{                                                                                      \
+    taps->src_at[taps->n] = src_at;                                                    \
+    taps->w_at[taps->n++] = w_at;                                                      \
+    if (taps->n == CNX_DW_MAX_TAPS) {                                                  \
+        CNX_ISA(cnx_dw_taps_sum_##SUFFIX)(taps->src, taps->src_at, taps->w, taps->w_at, \
+                                          taps->n, taps->start, taps->c0, taps->C, taps->out); \
+        taps->start = taps->out;                                                       \
+        taps->n = 0;                                                                   \
+    }                                                                                  \
+}                                                                                      \
+                                                                                       \
+/* Sums what is left (or, for a pixel with no valid tap, writes `start`). */          \
+static inline void CNX_ISA(cnx_dw_taps_finish_##SUFFIX)(CNX_ISA(cnx_dw_taps_##SUFFIX) *taps) \
+{                                                                                      \
+    if (taps->n > 0 || taps->start != taps->out)                                       \
+        CNX_ISA(cnx_dw_taps_sum_##SUFFIX)(taps->src, taps->src_at, taps->w, taps->w_at, \
+                                          taps->n, taps->start, taps->c0, taps->C, taps->out); \
+}                                                                                      \
+                                                                                       \
 /* One output pixel (y, x), channels [c0, C), its valid taps listed first. */          \
 static void CNX_ISA(cnx_dw_forward_pixel_##SUFFIX)(                                    \
         const T *restrict a, ptrdiff_t H, ptrdiff_t Wd, ptrdiff_t C, const T *restrict w, \
@@ -130,23 +176,16 @@ static void CNX_ISA(cnx_dw_forward_pixel_##SUFFIX)(                             
 {                                                                                      \
     const ptrdiff_t f_w = geom[1], d_h = geom[4], d_w = geom[5];                       \
     const ptrdiff_t row0 = y * geom[2] - geom[6], col0 = x * geom[3] - geom[7];        \
-    ptrdiff_t i_lo, i_hi, j_lo, j_hi, src_at[CNX_DW_MAX_TAPS], w_at[CNX_DW_MAX_TAPS];  \
+    ptrdiff_t i_lo, i_hi, j_lo, j_hi;                                                  \
     cnx_dw_taps_inside(y, geom[2], geom[6], d_h, geom[0], H, &i_lo, &i_hi);            \
     cnx_dw_taps_inside(x, geom[3], geom[7], d_w, f_w, Wd, &j_lo, &j_hi);               \
-    ptrdiff_t n = 0;                                                                   \
-    const T *start = bias;                                                             \
+    CNX_ISA(cnx_dw_taps_##SUFFIX) taps;                                                \
+    CNX_ISA(cnx_dw_taps_begin_##SUFFIX)(&taps, a, w, bias, out, c0, C);                \
     for (ptrdiff_t i = i_lo; i < i_hi; i++)                                            \
-        for (ptrdiff_t j = j_lo; j < j_hi; j++) {                                      \
-            src_at[n] = ((row0 + i * d_h) * Wd + col0 + j * d_w) * C;                  \
-            w_at[n++] = (i * f_w + j) * C;                                             \
-            if (n == CNX_DW_MAX_TAPS) {                                                \
-                CNX_ISA(cnx_dw_taps_sum_##SUFFIX)(a, src_at, w, w_at, n, start, c0, C, out); \
-                start = out;                                                           \
-                n = 0;                                                                 \
-            }                                                                          \
-        }                                                                              \
-    if (n > 0 || start != out)                                                         \
-        CNX_ISA(cnx_dw_taps_sum_##SUFFIX)(a, src_at, w, w_at, n, start, c0, C, out);   \
+        for (ptrdiff_t j = j_lo; j < j_hi; j++)                                        \
+            CNX_ISA(cnx_dw_taps_add_##SUFFIX)(&taps, ((row0 + i * d_h) * Wd + col0 + j * d_w) * C, \
+                                              (i * f_w + j) * C);                      \
+    CNX_ISA(cnx_dw_taps_finish_##SUFFIX)(&taps);                                       \
 }                                                                                      \
                                                                                        \
 /* Output pixels x .. x + PIX - 1 of row y, all inside the interior columns:       \
@@ -233,25 +272,19 @@ static void CNX_ISA(cnx_dw_input_grad_pixel_##SUFFIX)(                          
 {                                                                                      \
     const ptrdiff_t f_h = geom[0], f_w = geom[1], s_h = geom[2], s_w = geom[3];        \
     const ptrdiff_t d_h = geom[4], d_w = geom[5];                                      \
-    ptrdiff_t src_at[CNX_DW_MAX_TAPS], w_at[CNX_DW_MAX_TAPS], n = 0;                   \
-    const T *start = NULL;                                                             \
+    CNX_ISA(cnx_dw_taps_##SUFFIX) taps;                                                \
+    CNX_ISA(cnx_dw_taps_begin_##SUFFIX)(&taps, dz, w, NULL, out, c0, C);               \
     for (ptrdiff_t i = 0; i < f_h; i++) {                                              \
         const ptrdiff_t ty = iy + geom[6] - i * d_h;                                   \
         if (ty < 0 || ty % s_h != 0 || ty / s_h >= n_H) continue;                      \
         for (ptrdiff_t j = 0; j < f_w; j++) {                                          \
             const ptrdiff_t tx = ix + geom[7] - j * d_w;                               \
             if (tx < 0 || tx % s_w != 0 || tx / s_w >= n_W) continue;                  \
-            src_at[n] = ((ty / s_h) * n_W + tx / s_w) * C;                             \
-            w_at[n++] = (i * f_w + j) * C;                                             \
-            if (n == CNX_DW_MAX_TAPS) {                                                \
-                CNX_ISA(cnx_dw_taps_sum_##SUFFIX)(dz, src_at, w, w_at, n, start, c0, C, out); \
-                start = out;                                                           \
-                n = 0;                                                                 \
-            }                                                                          \
+            CNX_ISA(cnx_dw_taps_add_##SUFFIX)(&taps, ((ty / s_h) * n_W + tx / s_w) * C,  \
+                                              (i * f_w + j) * C);                      \
         }                                                                              \
     }                                                                                  \
-    if (n > 0 || start != out)                                                         \
-        CNX_ISA(cnx_dw_taps_sum_##SUFFIX)(dz, src_at, w, w_at, n, start, c0, C, out);  \
+    CNX_ISA(cnx_dw_taps_finish_##SUFFIX)(&taps);                                       \
 }                                                                                      \
                                                                                        \
 /* Input pixels ix .. ix + PIX - 1 of row iy at stride 1, all inside the            \
