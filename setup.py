@@ -84,7 +84,7 @@ extensions = [
     Extension(
         f"cnnext.{name}",
         [f"cnnext/{name}.pyx"],
-        depends=[f"cnnext/{h}.h" for h in ("_window_ops", "_conv_direct", "_depthwise", "_dispatch", "_per_isa", "_vectors")],
+        depends=[f"cnnext/{h}.h" for h in ("_window_ops", "_tie_bits", "_conv_direct", "_depthwise", "_dispatch", "_per_isa", "_vectors")],
         include_dirs=[np.get_include(), "cnnext"],
         define_macros=macros,
     )

@@ -329,7 +329,11 @@ def pool_forward(A_prev, hparameters, mode="max"):
         hyperparameters (in general as in :func:`conv_forward`), likewise
         n_W. Max pooling propagates NaN like ``np.max``.
     cache : tuple
-        ``(A_prev, hparameters)``, for :func:`pool_backward`.
+        ``(A_prev, hparameters)``, for :func:`pool_backward`. In max mode
+        (without padding or dilation) the tuple also carries a record of
+        where each window's maxima are, one bit per window entry, from which
+        pool_backward writes the gradient without reading A_prev again; it
+        unpacks, indexes, compares and prints as the plain tuple does.
 
     Raises
     ------
@@ -357,9 +361,38 @@ def pool_forward(A_prev, hparameters, mode="max"):
     f, stride = geo.f[0], geo.stride[0]
     A_c = np.ascontiguousarray(A, dtype=dtype)
     out = np.empty(out_shape, dtype=dtype)
-    for_batch(_specialized(_pool.pool_forward, dtype), (A_c, out),
-              (f, stride, is_max), A_c.size)
-    return out, (A_prev, hparameters)
+    if not is_max:
+        for_batch(_specialized(_pool.pool_forward, dtype), (A_c, out),
+                  (f, stride, is_max), A_c.size)
+        return out, (A_prev, hparameters)
+    record = np.empty(out_shape[:3] + (_pool.tie_record_bytes(f, A.shape[3]),), np.uint8)
+    for_batch(_specialized(_pool.max_pool_forward_recording, dtype), (A_c, out, record),
+              (f, stride), A_c.size)
+    return out, _MaxPoolCache((A_prev, hparameters), record, geo, A.shape, dtype)
+
+
+class _MaxPoolCache(tuple):
+    """Max pool_forward's cache: the assignment's ``(A_prev, hparameters)``
+    tuple, which it unpacks, indexes, compares and prints as, carrying beside
+    it a record of where every window's maxima are (a bit per window entry,
+    1/32 of A_prev's size in float32), so that pool_backward neither reads
+    A_prev again nor recomputes a max. The record answers only for the
+    geometry, shape and dtype it was made for: pool_backward recomputes from
+    A_prev for any other cache (a plain tuple, a changed hparameters)."""
+
+    def __new__(cls, contents, record, geometry, input_shape, dtype):
+        cache = super().__new__(cls, contents)
+        cache._record = record
+        cache._made_for = (geometry, input_shape, dtype)
+        return cache
+
+    def __reduce__(self):
+        # Copies and pickles are the plain tuple (they recompute).
+        return tuple, (tuple(self),)
+
+    def record_for(self, geometry, input_shape, dtype):
+        """The record when it was made for this call, else None."""
+        return self._record if self._made_for == (geometry, input_shape, dtype) else None
 
 
 def pool_backward(dA, cache, mode="max"):
@@ -368,6 +401,15 @@ def pool_backward(dA, cache, mode="max"):
     In max mode the gradient of each window goes to **every** entry equal to
     the window's max (the assignment's ``x == np.max(x)`` mask), so ties
     each receive the full gradient. In average mode it is spread evenly.
+
+    Given max pool_forward's own cache, the gradient goes where the maxima
+    were when the forward ran: the cache's record of them is used, and
+    A_prev is not read. Should A_prev be changed in place in between, the
+    result is still the gradient of the forward that ran (as in PyTorch,
+    whose max pooling keeps the argmax indices). Any other cache, such as
+    a tuple built by hand, a copy or a pickle of one (both plain tuples),
+    or one whose hparameters were changed since, is recomputed from the
+    A_prev it holds, as it is now.
 
     Parameters
     ----------
@@ -410,6 +452,12 @@ def pool_backward(dA, cache, mode="max"):
     dA_c = np.ascontiguousarray(dA, dtype=dtype)
     dA_prev = np.empty(A.shape, dtype=dtype)  # every element written by the kernel
     is_max = mode == "max"
+    record = (cache.record_for(geo, A.shape, dtype)
+              if is_max and type(cache) is _MaxPoolCache else None)
+    if record is not None:
+        for_batch(_specialized(_pool.max_pool_backward_recorded, dtype),
+                  (dA_c, record, dA_prev), (f, stride), A_c.size)
+        return dA_prev
     for_batch(_specialized(_pool.pool_backward, dtype), (A_c, dA_c, dA_prev),
               (f, stride, is_max), A_c.size)
     return dA_prev

@@ -5,6 +5,7 @@ C-contiguous NHWC of one floating dtype. Windows start at (h * stride,
 w * stride) and never leave the input (pooling has no padding).
 """
 from cython cimport floating
+from libc.stdint cimport uint8_t
 from libc.string cimport memset
 
 import numpy as np
@@ -57,6 +58,15 @@ def build_info():
 def select_level(int level):
     """Point the window kernels at `level` (see cnnext/_dispatch.py)."""
     cnx_window_ops_select(level)
+    cnx_tie_bits_select(level)
+
+
+cdef object _heap_scratch(Py_ssize_t f, Py_ssize_t C, dtype):
+    """The window scratch of a large window, else None: a small window's is
+    on the stack (allocating it cost a quarter of a seed-sized call)."""
+    if CNX_WINDOW_SCRATCH(f, C) <= STACK_SCRATCH:
+        return None
+    return np.empty(CNX_WINDOW_SCRATCH(f, C), dtype=dtype)
 
 
 cdef inline void _window_forward(const floating* a, Py_ssize_t row_stride,
@@ -96,15 +106,10 @@ def pool_forward(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] out,
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
     if C == 0 or out.shape[0] == 0:
         return
-    # A small window's scratch is on the stack: allocating it cost a quarter
-    # of a seed-sized call.
     cdef floating stack_scratch[STACK_SCRATCH]
-    cdef floating[::1] heap_scratch
-    cdef floating* scratch = stack_scratch
-    if CNX_WINDOW_SCRATCH(f, C) > STACK_SCRATCH:
-        heap_scratch = np.empty(CNX_WINDOW_SCRATCH(f, C),
-                                dtype=np.float32 if floating is float else np.float64)
-        scratch = &heap_scratch[0]
+    cdef floating[::1] heap_scratch = _heap_scratch(
+        f, C, np.float32 if floating is float else np.float64)
+    cdef floating* scratch = &stack_scratch[0] if heap_scratch is None else &heap_scratch[0]
     with nogil:
         for i in range(out.shape[0]):
             for h in range(out.shape[1]):
@@ -144,15 +149,10 @@ def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] d
     cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
     if dA_prev.size == 0:
         return
-    # A small window's scratch is on the stack: allocating it cost a quarter
-    # of a seed-sized call.
     cdef floating stack_scratch[STACK_SCRATCH]
-    cdef floating[::1] heap_scratch
-    cdef floating* scratch = stack_scratch
-    if CNX_WINDOW_SCRATCH(f, C) > STACK_SCRATCH:
-        heap_scratch = np.empty(CNX_WINDOW_SCRATCH(f, C),
-                                dtype=np.float32 if floating is float else np.float64)
-        scratch = &heap_scratch[0]
+    cdef floating[::1] heap_scratch = _heap_scratch(
+        f, C, np.float32 if floating is float else np.float64)
+    cdef floating* scratch = &stack_scratch[0] if heap_scratch is None else &heap_scratch[0]
     # Windows that do not overlap are assigned rather than added to.
     cdef int accumulate = stride < f
     with nogil:
@@ -166,3 +166,79 @@ def pool_backward(const floating[:, :, :, ::1] A, const floating[:, :, :, ::1] d
                                      &dA_prev[i, h * stride, w * stride, 0],
                                      row_stride, f, C, &dA[i, h, w, 0], is_max,
                                      scratch, accumulate)
+
+
+# Max pooling with a record of where each window's maxima are (the bit
+# layout is _tie_bits.h's), so that its backward pass neither reads A_prev
+# again nor recomputes a max.
+cdef extern from "_tie_bits.h" nogil:
+    void cnx_tie_bits_select(int level)
+    Py_ssize_t CNX_TIE_ROW_BYTES(Py_ssize_t f, Py_ssize_t C)
+    void cnx_window_max_tie_bits_f(const float* a, Py_ssize_t row_stride, Py_ssize_t f,
+                                   Py_ssize_t C, float* out, uint8_t* bits, float* scratch)
+    void cnx_window_max_tie_bits_d(const double* a, Py_ssize_t row_stride, Py_ssize_t f,
+                                   Py_ssize_t C, double* out, uint8_t* bits, double* scratch)
+    void cnx_window_backward_tie_bits_f(float* da, Py_ssize_t row_stride, Py_ssize_t f,
+                                        Py_ssize_t C, const float* grad, const uint8_t* bits,
+                                        float* scratch, int accumulate)
+    void cnx_window_backward_tie_bits_d(double* da, Py_ssize_t row_stride, Py_ssize_t f,
+                                        Py_ssize_t C, const double* grad, const uint8_t* bits,
+                                        double* scratch, int accumulate)
+
+
+def tie_record_bytes(Py_ssize_t f, Py_ssize_t C):
+    """Bytes of one window's record: f rows of CNX_TIE_ROW_BYTES."""
+    return f * CNX_TIE_ROW_BYTES(f, C)
+
+
+def max_pool_forward_recording(const floating[:, :, :, ::1] A, floating[:, :, :, ::1] out,
+                               uint8_t[:, :, :, ::1] record, Py_ssize_t f, Py_ssize_t stride):
+    """out = each window's max, record[i, h, w] = the bits of where it is."""
+    cdef Py_ssize_t i, h, w, C = A.shape[3], row_stride = A.shape[2] * A.shape[3]
+    if C == 0 or out.shape[0] == 0:
+        return
+    cdef floating stack_scratch[STACK_SCRATCH]
+    cdef floating[::1] heap_scratch = _heap_scratch(
+        f, C, np.float32 if floating is float else np.float64)
+    cdef floating* scratch = &stack_scratch[0] if heap_scratch is None else &heap_scratch[0]
+    with nogil:
+        for i in range(out.shape[0]):
+            for h in range(out.shape[1]):
+                for w in range(out.shape[2]):
+                    if floating is float:
+                        cnx_window_max_tie_bits_f(&A[i, h * stride, w * stride, 0], row_stride,
+                                                  f, C, &out[i, h, w, 0], &record[i, h, w, 0],
+                                                  scratch)
+                    else:
+                        cnx_window_max_tie_bits_d(&A[i, h * stride, w * stride, 0], row_stride,
+                                                  f, C, &out[i, h, w, 0], &record[i, h, w, 0],
+                                                  scratch)
+
+
+def max_pool_backward_recorded(const floating[:, :, :, ::1] dA,
+                               const uint8_t[:, :, :, ::1] record,
+                               floating[:, :, :, ::1] dA_prev, Py_ssize_t f, Py_ssize_t stride):
+    """dA_prev (uninitialised, shape of A) = dA sent where the record's bits
+    are set, as pool_backward sends it to every entry equal to the max."""
+    cdef Py_ssize_t i, h, w, C = dA_prev.shape[3]
+    cdef Py_ssize_t row_stride = dA_prev.shape[2] * dA_prev.shape[3]
+    if dA_prev.size == 0:
+        return
+    cdef floating stack_scratch[STACK_SCRATCH]
+    cdef floating[::1] heap_scratch = _heap_scratch(
+        f, C, np.float32 if floating is float else np.float64)
+    cdef floating* scratch = &stack_scratch[0] if heap_scratch is None else &heap_scratch[0]
+    cdef int accumulate = stride < f
+    with nogil:
+        for i in range(dA_prev.shape[0]):
+            _zero_outside_windows(dA_prev[i], dA.shape[1], dA.shape[2], f, stride)
+            for h in range(dA.shape[1]):
+                for w in range(dA.shape[2]):
+                    if floating is float:
+                        cnx_window_backward_tie_bits_f(
+                            &dA_prev[i, h * stride, w * stride, 0], row_stride, f, C,
+                            &dA[i, h, w, 0], &record[i, h, w, 0], scratch, accumulate)
+                    else:
+                        cnx_window_backward_tie_bits_d(
+                            &dA_prev[i, h * stride, w * stride, 0], row_stride, f, C,
+                            &dA[i, h, w, 0], &record[i, h, w, 0], scratch, accumulate)

@@ -7,7 +7,8 @@ then shapes reaching each register-tile variant and each way of computing
 the input gradient), on im2row (multi-chunk, and few channels with many
 filters), on 1x1 GEMM, every path of cnnext._plan by name, a batch of one
 cut into bands of output rows over two threads, and empty
-batches, channels and filters; pool forward and backward, max and average, with leftover edges;
+batches, channels and filters; pool forward and backward, max and average, with leftover edges
+and each path of max pooling's record of its maxima;
 and the four small functions. Prints the number of calls made.
 """
 import itertools
@@ -77,6 +78,13 @@ for dtype in (np.float32, np.float64):
     pool_case((0, 4, 4, 2), 2, 2, "average", dtype)     # empty batch
     # Ties in max pooling: every tied entry gets the gradient.
     pool_case((1, 5, 5, 2), 2, 2, "max", dtype, ties=True)
+    # Max pooling's record of its maxima (_tie_bits.h): by channel vectors,
+    # by window rows, by pixels and by repeated rows, with vector tails.
+    for shape, f, stride in (((2, 8, 8, 8), 8, 8), ((1, 7, 7, 8), 3, 2), ((1, 6, 6, 24), 2, 1),
+                             ((2, 8, 8, 4), 4, 4), ((1, 16, 16, 1), 8, 8), ((1, 6, 6, 64), 3, 1),
+                             ((1, 7, 7, 40), 3, 2), ((1, 7, 9, 3), 3, 1), ((1, 20, 20, 19), 9, 4)):
+        pool_case(shape, f, stride, "max", dtype)
+        pool_case(shape, f, stride, "max", dtype, ties=True)
     # The whole geometry (issue 12): the depthwise kernels, their padding
     # implicit (interior strips, 4-, 2-, 1-pixel tiles, the 3-wide tile and
     # the general one, border pixels, channels past the last vector, windows

@@ -46,3 +46,13 @@ def seed_ref():
 def assert_close():
     """assert_close(actual, expected, dtype=None, rtol=None), see reference.py."""
     return reference.assert_close
+
+
+@pytest.fixture
+def level(request):
+    """Run the test with every kernel at the level named by the parameter
+    (``indirect=True``), then put back the level that ran before."""
+    from cnnext import _dispatch
+    before = _dispatch.selected
+    yield _dispatch.select(request.param)
+    _dispatch.select(before)

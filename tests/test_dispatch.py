@@ -18,13 +18,6 @@ LEVELS = _dispatch._build_levels()
 RUNNABLE = _dispatch.runnable_levels()
 
 
-@pytest.fixture
-def level(request):
-    before = _dispatch.selected
-    yield _dispatch.select(request.param)
-    _dispatch.select(before)
-
-
 @pytest.mark.parametrize("level", RUNNABLE, indirect=True)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(2, 9, 11, 3, 4, 8, 1, 2),    # planar / half vectors

@@ -182,6 +182,11 @@ class Row:
             self.out_shape = (A_shape[0], *pool_geometry(A_shape, hp).out_hw, A_shape[3])
             if op.endswith("fwd"):
                 self.args = (A, hp, mode)
+            elif mode == "max":
+                # The forward's own cache, as a training step has it: it
+                # carries the record of where the maxima are (as PyTorch's
+                # argmax indices, made outside its timing too).
+                self.args = (randn(*self.out_shape), cnnext.pool_forward(A, hp)[1], mode)
             else:
                 self.args = (randn(*self.out_shape), (A, hp), mode)
         runs = {name: module for name, module in contenders.items()
