@@ -79,12 +79,15 @@ for dtype in (np.float32, np.float64):
     # Ties in max pooling: every tied entry gets the gradient.
     pool_case((1, 5, 5, 2), 2, 2, "max", dtype, ties=True)
     # Max pooling's record of its maxima (_tie_bits.h): by channel vectors,
-    # by window rows, by pixels and by repeated rows, with vector tails.
+    # by window rows, by pixels and by repeated rows, with vector tails (on
+    # small inputs, which pool_forward records only when told to).
+    cnnext._RECORD_MIN_ELEMENTS, record_min = 0, cnnext._RECORD_MIN_ELEMENTS
     for shape, f, stride in (((2, 8, 8, 8), 8, 8), ((1, 7, 7, 8), 3, 2), ((1, 6, 6, 24), 2, 1),
                              ((2, 8, 8, 4), 4, 4), ((1, 16, 16, 1), 8, 8), ((1, 6, 6, 64), 3, 1),
                              ((1, 7, 7, 40), 3, 2), ((1, 7, 9, 3), 3, 1), ((1, 20, 20, 19), 9, 4)):
         pool_case(shape, f, stride, "max", dtype)
         pool_case(shape, f, stride, "max", dtype, ties=True)
+    cnnext._RECORD_MIN_ELEMENTS = record_min
     # The whole geometry (issue 12): the depthwise kernels, their padding
     # implicit (interior strips, 4-, 2-, 1-pixel tiles, the 3-wide tile and
     # the general one, border pixels, channels past the last vector, windows

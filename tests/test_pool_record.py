@@ -21,10 +21,29 @@ from reference import assert_close, ref_pool_backward, ref_pool_forward
 RUNNABLE = _dispatch.runnable_levels()
 
 
+@pytest.fixture(autouse=True)
+def record_every_size(monkeypatch):
+    """Record the small inputs of these tests too (pool_forward records
+    inputs of _RECORD_MIN_ELEMENTS and more)."""
+    monkeypatch.setattr(cnnext, "_RECORD_MIN_ELEMENTS", 0)
+
+
+def test_small_inputs_are_not_recorded_large_ones_are(monkeypatch):
+    monkeypatch.undo()
+    hp = {"f": 2, "stride": 2}
+    small = np.zeros((1, 4, 4, 2))
+    large = np.zeros((1, 64, 64, 4))
+    assert small.size < cnnext._RECORD_MIN_ELEMENTS <= large.size
+    assert type(cnnext.pool_forward(small, hp)[1]) is tuple
+    assert type(cnnext.pool_forward(large, hp)[1]) is not tuple
+    assert type(cnnext.pool_forward(large, hp, mode="average")[1]) is tuple
+
+
 def test_the_cache_is_the_assignments_tuple():
     A = np.random.default_rng(0).standard_normal((2, 4, 4, 3))
     hp = {"f": 2, "stride": 2}
     _, cache = cnnext.pool_forward(A, hp)
+    assert type(cache) is not tuple  # the recording cache
     A_back, hp_back = cache
     assert A_back is A and hp_back is hp
     assert isinstance(cache, tuple) and len(cache) == 2
